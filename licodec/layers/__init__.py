@@ -1,0 +1,3 @@
+from .gdn import GDN
+
+__all__ = ["GDN"]

@@ -1,0 +1,136 @@
+"""Transform-coding models with a factorized prior.
+
+        x --g_a--> y --Q--> y_hat --g_s--> x_hat
+                         |
+                  EntropyBottleneck (rate)
+
+Models know nothing of bitstreams: they map images to latents, latents to integer
+symbols and back, and give likelihoods for the rate term.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import Tensor, nn
+
+from ..entropy import EntropyBottleneck
+from ..layers import GDN
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything needed to rebuild a model's modules (stored next to its weights)."""
+
+    architecture: str  # "bls2017" or "factorized"
+    N: int = 192  # channels of the hidden stages
+    M: int = 192  # channels of the latent y
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class RDOutput:
+    x_hat: Tensor
+    likelihoods: Tensor  # per element of y
+    y: Tensor
+
+
+def _conv(cin: int, cout: int, kernel: int, stride: int) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, kernel, stride=stride, padding=kernel // 2)
+
+
+def _deconv(cin: int, cout: int, kernel: int, stride: int) -> nn.ConvTranspose2d:
+    # output_padding = stride - 1 makes the output exactly stride times larger.
+    return nn.ConvTranspose2d(cin, cout, kernel, stride=stride, padding=kernel // 2,
+                              output_padding=stride - 1)
+
+
+class CompressionModel(nn.Module):
+    """g_a, g_s and an entropy bottleneck over the latent channels."""
+
+    def __init__(self, config: ModelConfig, g_a: nn.Module, g_s: nn.Module, downsampling_factor: int):
+        super().__init__()
+        self.config = config
+        self.g_a = g_a
+        self.g_s = g_s
+        self.entropy_bottleneck = EntropyBottleneck(config.M)
+        self.downsampling_factor = downsampling_factor
+
+    def forward(self, x: Tensor, training: bool | None = None) -> RDOutput:
+        """x in [0, 1], NCHW, sides multiples of ``downsampling_factor``."""
+        training = self.training if training is None else training
+        y = self.g_a(x)
+        y_tilde, likelihoods = self.entropy_bottleneck(y, training=training)
+        x_hat = self.g_s(y_tilde.to(y.dtype))
+        return RDOutput(x_hat=x_hat, likelihoods=likelihoods, y=y)
+
+    def aux_parameters(self) -> list[nn.Parameter]:
+        return self.entropy_bottleneck.aux_parameters()
+
+    def main_parameters(self) -> list[nn.Parameter]:
+        aux = {id(p) for p in self.aux_parameters()}
+        return [p for p in self.parameters() if id(p) not in aux]
+
+    def aux_loss(self) -> Tensor:
+        return self.entropy_bottleneck.aux_loss()
+
+    @torch.no_grad()
+    def analyse(self, x: Tensor) -> Tensor:
+        """Integer symbols (int32, N x M x h x w) of images x in [0, 1]."""
+        return self.entropy_bottleneck.quantize(self.g_a(x))
+
+    @torch.no_grad()
+    def synthesise(self, symbols: Tensor) -> Tensor:
+        """Reconstruction in [0, 1] (not yet clamped or rounded) from integer symbols."""
+        return self.g_s(self.entropy_bottleneck.dequantize(symbols))
+
+
+def bls2017(config: ModelConfig) -> CompressionModel:
+    """Balle, Laparra, Simoncelli 2017: 9x9/4, 5x5/2, 5x5/2 stages, each with GDN."""
+    N, M = config.N, config.M
+    g_a = nn.Sequential(
+        _conv(3, N, 9, 4), GDN(N),
+        _conv(N, N, 5, 2), GDN(N),
+        _conv(N, M, 5, 2), GDN(M),
+    )
+    g_s = nn.Sequential(
+        GDN(M, inverse=True), _deconv(M, N, 5, 2),
+        GDN(N, inverse=True), _deconv(N, N, 5, 2),
+        GDN(N, inverse=True), _deconv(N, 3, 9, 4),
+    )
+    return CompressionModel(config, g_a, g_s, downsampling_factor=16)
+
+
+def factorized(config: ModelConfig) -> CompressionModel:
+    """Balle et al. 2018, factorized prior: four 5x5/2 stages, GDN between them."""
+    N, M = config.N, config.M
+    g_a = nn.Sequential(
+        _conv(3, N, 5, 2), GDN(N),
+        _conv(N, N, 5, 2), GDN(N),
+        _conv(N, N, 5, 2), GDN(N),
+        _conv(N, M, 5, 2),
+    )
+    g_s = nn.Sequential(
+        _deconv(M, N, 5, 2), GDN(N, inverse=True),
+        _deconv(N, N, 5, 2), GDN(N, inverse=True),
+        _deconv(N, N, 5, 2), GDN(N, inverse=True),
+        _deconv(N, 3, 5, 2),
+    )
+    return CompressionModel(config, g_a, g_s, downsampling_factor=16)
+
+
+ARCHITECTURES = {"bls2017": bls2017, "factorized": factorized}
+DEFAULT_CHANNELS = {"bls2017": (192, 192), "factorized": (128, 192)}
+
+
+def build_model(architecture: str, N: int | None = None, M: int | None = None) -> CompressionModel:
+    if architecture not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {architecture!r}; "
+                         f"choose from {', '.join(sorted(ARCHITECTURES))}")
+    dn, dm = DEFAULT_CHANNELS[architecture]
+    if architecture == "bls2017" and N is not None and M is None:
+        M = N  # the paper's model has one channel count throughout
+    config = ModelConfig(architecture, N=N or dn, M=M or dm)
+    return ARCHITECTURES[architecture](config)

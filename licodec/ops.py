@@ -1,0 +1,68 @@
+"""Pure tensor functions shared by layers and entropy models.
+
+No bitstreams, files or coders here: float tensors in, float tensors out.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+# Offset of the GDN reparametrisation (Balle 2018, "Efficient nonlinear transforms for
+# lossy image compression", Appendix): values are stored as sqrt(v + pedestal) with
+# pedestal = REPARAM_OFFSET**2 so that gradients stay well scaled near zero.
+REPARAM_OFFSET = 2.0**-18
+
+
+class _LowerBound(torch.autograd.Function):
+    """max(x, bound) whose gradient passes where it moves x back towards the feasible set.
+
+    A plain ``max`` would give zero gradient below the bound, so a parameter that fell
+    under it could never come back; the identity gradient everywhere would let an
+    optimiser push it further down. This passes the gradient when x >= bound, or when
+    descent (x - lr * grad) increases x, i.e. grad < 0.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, bound: Tensor) -> Tensor:
+        ctx.save_for_backward(x, bound)
+        return torch.max(x, bound)
+
+    @staticmethod
+    def backward(ctx, grad_output: Tensor):
+        x, bound = ctx.saved_tensors
+        pass_through = (x >= bound) | (grad_output < 0)
+        return pass_through.to(grad_output.dtype) * grad_output, None
+
+
+def lower_bound(x: Tensor, bound: float) -> Tensor:
+    """Elementwise max(x, bound) with the "identity if towards" gradient."""
+    return _LowerBound.apply(x, torch.tensor(bound, dtype=x.dtype, device=x.device))
+
+
+class NonNegativeParametrizer(torch.nn.Module):
+    """Maps a stored value r to v = max(r, sqrt(minimum + pedestal))**2 - pedestal >= minimum.
+
+    ``init(v)`` gives the stored value for a wanted v.
+    """
+
+    def __init__(self, minimum: float = 0.0, offset: float = REPARAM_OFFSET):
+        super().__init__()
+        self.minimum = float(minimum)
+        self.pedestal = float(offset) ** 2
+        self.bound = (self.minimum + self.pedestal) ** 0.5
+
+    def init(self, value: Tensor) -> Tensor:
+        return torch.sqrt(torch.clamp(value + self.pedestal, min=self.pedestal))
+
+    def forward(self, stored: Tensor) -> Tensor:
+        return lower_bound(stored, self.bound) ** 2 - self.pedestal
+
+
+def add_uniform_noise(y: Tensor) -> Tensor:
+    """The training proxy of rounding: y + U(-1/2, 1/2), independently per element."""
+    return y + torch.empty_like(y).uniform_(-0.5, 0.5)
+
+
+def pad_amounts(height: int, width: int, multiple: int) -> tuple[int, int]:
+    """Bottom and right padding that makes (height, width) multiples of ``multiple``."""
+    return (-height) % multiple, (-width) % multiple
