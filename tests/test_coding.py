@@ -1,0 +1,104 @@
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+from hypothesis.extra.numpy import arrays
+
+from licodec.coding import CodingTables, decode, encode, quantize_pmf
+from licodec.errors import BitstreamError, ModelError
+
+I32 = np.iinfo(np.int32)
+
+
+def laplace_tables(channels: int, half: int = 8, precision: int = 16) -> CodingTables:
+    rows = []
+    for c in range(channels):
+        v = np.arange(-half, half + 1)
+        pmf = np.exp(-np.abs(v) / (0.5 + c % 4))
+        rows.append(quantize_pmf(np.concatenate([pmf / pmf.sum() * (1 - 1e-6), [1e-6]]), precision))
+    return CodingTables.from_rows(rows, offsets=np.full(channels, -half), precision=precision)
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(pmf=arrays(np.float64, st.integers(2, 300), elements=st.floats(0, 1e6)),
+       precision=st.integers(10, 16))
+def test_quantize_pmf_gives_valid_rows(pmf, precision):
+    if pmf.sum() <= 0:
+        pmf[0] = 1.0
+    freq = quantize_pmf(pmf, precision)
+    assert freq.dtype == np.int32 and freq.shape == pmf.shape
+    assert freq.min() >= 1
+    assert int(freq.sum()) == 1 << precision
+
+
+def test_quantize_pmf_follows_the_pmf():
+    pmf = np.array([0.5, 0.25, 0.125, 0.125])
+    assert quantize_pmf(pmf, 16).tolist() == [32767, 16384, 8193, 8192]
+
+
+@settings(max_examples=150, deadline=None, derandomize=True)
+@given(data=st.data(), channels=st.integers(1, 5), n=st.integers(0, 60))
+def test_round_trip_is_exact_for_any_int32_values(data, channels, n):
+    tables = laplace_tables(channels)
+    values = data.draw(arrays(np.int32, (channels, n), elements=st.one_of(
+        st.integers(-12, 12), st.integers(I32.min, I32.max), st.sampled_from([I32.min, I32.max, 0]))))
+    payload = encode(values, tables)
+    assert np.array_equal(decode(payload, tables, n), values)
+
+
+def test_round_trip_large_random_latents_with_extremes(rng):
+    tables = laplace_tables(16)
+    values = np.round(rng.laplace(0, 3, (16, 5000))).astype(np.int32)
+    values[0, :4] = [I32.min, I32.max, 10**6, -(10**6)]
+    values[5] = 9  # a whole channel just outside the table: all escapes
+    out = decode(encode(values, tables), tables, values.shape[1])
+    assert np.array_equal(out, values)
+
+
+def test_coded_size_is_close_to_the_information_content(rng):
+    tables = laplace_tables(4)
+    values = np.empty((4, 20000), dtype=np.int32)
+    bits = 0.0
+    for c in range(4):
+        p = tables.freqs[c, : tables.lengths[c] - 1] / 65536.0
+        idx = rng.choice(p.size, size=20000, p=p / p.sum())
+        values[c] = idx + tables.offsets[c]
+        bits += -np.log2(p[idx]).sum()
+    coded = 8 * len(encode(values, tables))
+    assert bits <= coded <= bits * 1.01 + 64
+
+
+def test_encoding_is_deterministic(rng):
+    tables = laplace_tables(3)
+    values = rng.integers(-20, 20, (3, 500)).astype(np.int32)
+    assert encode(values, tables) == encode(values.copy(), tables)
+
+
+def test_truncated_or_garbage_payload_never_hangs_and_raises_or_differs(rng):
+    tables = laplace_tables(3)
+    values = rng.integers(-20, 20, (3, 400)).astype(np.int32)
+    payload = encode(values, tables)
+    for cut in (1, 4, len(payload) // 2, len(payload) - 4):
+        try:
+            out = decode(payload[:cut], tables, 400)
+        except BitstreamError:
+            continue
+        assert not np.array_equal(out, values)
+    with pytest.raises(BitstreamError):
+        decode(payload + b"\x01\x02\x03\x04" * 8, tables, 400)
+    with pytest.raises(BitstreamError):
+        decode(payload[:-1], tables, 400)
+
+
+def test_tables_are_validated():
+    good = laplace_tables(2)
+    bad = good.freqs.copy()
+    bad[0, 0] += 1
+    with pytest.raises(ModelError, match="sum"):
+        CodingTables(bad, good.lengths.copy(), good.offsets.copy(), 16)
+    with pytest.raises(ModelError, match="int32"):
+        CodingTables(good.freqs.astype(np.int64), good.lengths.copy(), good.offsets.copy(), 16)
+    zero = good.freqs.copy()
+    zero[1, 3], zero[1, 4] = 0, zero[1, 4] + zero[1, 3]
+    with pytest.raises(ModelError, match=">= 1"):
+        CodingTables(zero, good.lengths.copy(), good.offsets.copy(), 16)
+    assert CodingTables.from_arrays(good.to_arrays()).digest() == good.digest()
