@@ -1,0 +1,22 @@
+"""licodec: a learned image codec (Balle, Laparra, Simoncelli 2017, and beyond)."""
+from .errors import BitstreamError, ImageError, LicodecError, ModelError
+
+__version__ = "0.1.0"
+__all__ = ["compress", "decompress", "LicodecError", "BitstreamError", "ModelError", "ImageError",
+           "__version__"]
+
+
+def compress(image, model=None, quality=None, convert=False) -> bytes:
+    from .codec import compress as _compress
+    return _compress(image, model=model, quality=quality, convert=convert)
+
+
+compress.__doc__ = """Compress a PIL image or uint8 numpy array into .lic bytes (see licodec.codec.compress)."""
+
+
+def decompress(data: bytes, model=None):
+    from .codec import decompress as _decompress
+    return _decompress(data, model=model)
+
+
+decompress.__doc__ = """Decode .lic bytes into a PIL image (see licodec.codec.decompress)."""

@@ -1,0 +1,143 @@
+"""Reading user images into arrays and writing decoded ones, with clear refusals.
+
+Input rules: 8-bit gray (L) and 8-bit RGB are coded as they are; EXIF orientation is
+applied the way viewers show it. Anything that would lose information (alpha, 16-bit
+samples, CMYK, palette with transparency) is refused unless ``convert=True``.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from .errors import ImageError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pnm"}
+# Largest image accepted for coding, in pixels (about 8 times a 24-megapixel photo);
+# also PIL's decompression-bomb limit while reading.
+MAX_PIXELS = 1 << 28
+
+
+def _open(path: str | Path) -> Image.Image:
+    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+    try:
+        img = Image.open(path)
+        img.load()
+    except FileNotFoundError:
+        raise ImageError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise ImageError(f"{path}: is a folder, not an image") from None
+    except Image.DecompressionBombError:
+        raise ImageError(f"{path}: image larger than {MAX_PIXELS} pixels") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageError(f"{path}: not a readable image ({exc})") from None
+    try:
+        return ImageOps.exif_transpose(img)
+    except Exception:  # a broken EXIF block: keep the pixels as stored
+        return img
+
+
+def to_array(image, convert: bool = False) -> np.ndarray:
+    """uint8 array (H, W) for gray or (H, W, 3) for RGB from a PIL image or numpy array."""
+    if isinstance(image, Image.Image):
+        return _pil_to_array(image, convert)
+    if isinstance(image, np.ndarray):
+        return _numpy_to_array(image, convert)
+    raise ImageError(f"expected a PIL image or a numpy array, got {type(image).__name__}")
+
+
+def _pil_to_array(img: Image.Image, convert: bool) -> np.ndarray:
+    mode = img.mode
+    if mode in ("L", "RGB"):
+        return np.asarray(img, dtype=np.uint8).copy()
+    if mode == "P":
+        if "transparency" in img.info and not convert:
+            raise ImageError("palette image with transparency: use --convert to drop it")
+        target = "RGB" if "transparency" not in img.info else "RGBA"
+        img = img.convert(target)
+        return _pil_to_array(img, convert)
+    if mode == "1":
+        return np.asarray(img.convert("L"), dtype=np.uint8).copy()
+    lossy = {"RGBA": "has an alpha channel", "LA": "has an alpha channel", "PA": "has an alpha channel",
+             "I;16": "has 16 bits per sample", "I;16B": "has 16 bits per sample",
+             "I;16L": "has 16 bits per sample", "I": "has 32-bit integer samples",
+             "F": "has floating-point samples", "CMYK": "is CMYK", "YCbCr": "is YCbCr",
+             "LAB": "is Lab", "HSV": "is HSV", "RGBX": "has a fourth channel"}
+    reason = lossy.get(mode, f"has mode {mode}")
+    if not convert:
+        raise ImageError(f"image {reason}; licodec codes 8-bit gray or RGB exactly, "
+                         "use --convert (convert=True) to convert it")
+    if mode.startswith("I;16") or mode == "I":
+        arr = np.asarray(img, dtype=np.float64)
+        scale = 65535.0 if mode != "I" else max(1.0, float(arr.max()))
+        return np.clip(np.round(arr / scale * 255.0), 0, 255).astype(np.uint8)
+    if mode in ("LA", "La"):
+        return np.asarray(img.convert("L"), dtype=np.uint8).copy()
+    return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
+
+
+def _numpy_to_array(arr: np.ndarray, convert: bool) -> np.ndarray:
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[:, :, 0]
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)):
+        raise ImageError(f"array of shape {arr.shape}: expected (H, W), (H, W, 1), (H, W, 3) or (H, W, 4)")
+    if arr.shape[0] < 1 or arr.shape[1] < 1:
+        raise ImageError(f"array of shape {arr.shape} has no pixels")
+    if arr.ndim == 3 and arr.shape[2] == 4:
+        if not convert:
+            raise ImageError("array has an alpha channel; use convert=True to drop it")
+        arr = arr[:, :, :3]
+    if arr.dtype == np.uint8:
+        return np.ascontiguousarray(arr)
+    if arr.dtype == np.uint16:
+        if not convert:
+            raise ImageError("array has 16 bits per sample; use convert=True to reduce it to 8")
+        return np.round(arr.astype(np.float64) / 65535.0 * 255.0).astype(np.uint8)
+    if arr.dtype == bool:
+        return arr.astype(np.uint8) * 255
+    raise ImageError(f"array of dtype {arr.dtype}: expected uint8 (or uint16 with convert=True)")
+
+
+def load_image(path: str | Path, convert: bool = False) -> np.ndarray:
+    """uint8 (H, W) or (H, W, 3) array of an image file, orientation applied."""
+    return to_array(_open(path), convert)
+
+
+def load_rgb(path: str | Path) -> np.ndarray:
+    """Any readable image as 8-bit RGB (for training and evaluation data)."""
+    img = _open(path)
+    if img.mode != "RGB":
+        img = img.convert("RGB")
+    return np.asarray(img, dtype=np.uint8).copy()
+
+
+def atomic_write(path: str | Path, data: bytes, force: bool = False) -> None:
+    """Writes ``data`` to a temporary file beside ``path`` and renames it into place.
+
+    Refuses to replace an existing file unless ``force``; a crash never leaves a
+    half-written output.
+    """
+    path = Path(path)
+    if path.exists() and not force:
+        raise FileExistsError(f"{path} exists; use --force to overwrite it")
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a folder")
+    folder = path.parent if str(path.parent) else Path(".")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if not force and path.exists():
+            raise FileExistsError(f"{path} exists; use --force to overwrite it")
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise

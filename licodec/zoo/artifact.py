@@ -1,0 +1,141 @@
+"""Exported models: weights (fp16), coding tables and config in one safetensors file.
+
+The export step is the only place tables are built. Its content digest (sha256 over
+every tensor and the config) identifies the model in bitstreams; loading recomputes it
+and refuses a file whose digest does not match what it claims (tampering, truncation).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.numpy import load as st_load_bytes
+from safetensors.numpy import save as st_save_bytes
+
+from ..coding.tables import CDF_PRECISION, CodingTables
+from ..errors import ModelError
+from ..models import CompressionModel, ModelConfig, build_model
+
+FORMAT_NAME = "licodec-model"
+FORMAT_VERSION = 1
+TABLE_PREFIX = "tables."
+# An artifact larger than this is refused before reading (shipped ones are ~10 MB).
+MAX_ARTIFACT_BYTES = 1 << 30
+
+
+@dataclass
+class Artifact:
+    model: CompressionModel
+    tables: CodingTables
+    digest: bytes  # sha256 of tensors + config
+    info: dict = field(default_factory=dict)  # lmbda, metric, steps, ... (not hashed)
+
+    @property
+    def model_id(self) -> str:
+        return str(self.info.get("name", self.model.config.architecture))
+
+
+def _digest(arrays: dict[str, np.ndarray], config: dict) -> bytes:
+    h = hashlib.sha256()
+    h.update(json.dumps(config, sort_keys=True).encode())
+    for name in sorted(arrays):
+        arr = np.ascontiguousarray(arrays[name])
+        h.update(name.encode() + b"\0" + str(arr.dtype).encode() + b"\0")
+        h.update(np.array(arr.shape, dtype="<i8").tobytes())
+        h.update(arr.astype(arr.dtype.newbyteorder("<")).tobytes())
+    return h.digest()
+
+
+def export_arrays(model: CompressionModel, precision: int = CDF_PRECISION) -> tuple[dict, CodingTables]:
+    """Rounds the weights to fp16, loads them back and builds tables from exactly those."""
+    state = {k: v.detach().float().cpu().to(torch.float16) for k, v in model.state_dict().items()}
+    model.load_state_dict({k: v.float() for k, v in state.items()})
+    tables = model.entropy_bottleneck.build_tables(precision)
+    arrays = {k: v.numpy() for k, v in state.items()}
+    arrays.update({TABLE_PREFIX + k: v for k, v in tables.to_arrays().items()})
+    return arrays, tables
+
+
+def save_artifact(model: CompressionModel, info: dict | None = None,
+                  precision: int = CDF_PRECISION) -> bytes:
+    """The bytes of an exported model (write them with imageio.atomic_write)."""
+    model = model.cpu().eval()
+    arrays, _ = export_arrays(model, precision)
+    config = model.config.to_dict()
+    meta = {"format": FORMAT_NAME, "version": str(FORMAT_VERSION),
+            "config": json.dumps(config, sort_keys=True),
+            "info": json.dumps(info or {}, sort_keys=True),
+            "sha256": _digest(arrays, config).hex()}
+    return st_save_bytes(arrays, metadata=meta)
+
+
+def _metadata(data: bytes) -> dict:
+    # safetensors layout: u64 header length, then a JSON header holding __metadata__.
+    if len(data) < 8:
+        raise ModelError("weights file is truncated")
+    n = int.from_bytes(data[:8], "little")
+    if n > len(data) - 8 or n > 100_000_000:
+        raise ModelError("weights file is truncated or has a corrupt header")
+    try:
+        header = json.loads(data[8: 8 + n])
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise ModelError("weights file has a corrupt header") from None
+    meta = header.get("__metadata__") if isinstance(header, dict) else None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
+        raise ModelError("not a licodec model file (no licodec metadata)")
+    return meta
+
+
+def load_artifact_bytes(data: bytes, source: str = "weights") -> Artifact:
+    meta = _metadata(data)
+    if meta.get("version") != str(FORMAT_VERSION):
+        raise ModelError(f"{source}: model format version {meta.get('version')} is not supported")
+    try:
+        arrays = st_load_bytes(data)
+    except (SafetensorError, ValueError, OSError) as exc:
+        raise ModelError(f"{source}: corrupt weights file ({exc})") from None
+    try:
+        config = json.loads(meta["config"])
+        info = json.loads(meta.get("info", "{}"))
+        claimed = bytes.fromhex(meta["sha256"])
+    except (KeyError, ValueError, json.JSONDecodeError):
+        raise ModelError(f"{source}: corrupt model metadata") from None
+    digest = _digest(arrays, config)
+    if digest != claimed:
+        raise ModelError(f"{source}: weights do not match their recorded sha256 (tampered or corrupt)")
+    try:
+        cfg = ModelConfig(**config)
+        model = build_model(cfg.architecture, cfg.N, cfg.M)
+        tables = CodingTables.from_arrays(
+            {k[len(TABLE_PREFIX):]: v for k, v in arrays.items() if k.startswith(TABLE_PREFIX)})
+        state = {k: torch.from_numpy(v.astype(np.float32)) for k, v in arrays.items()
+                 if not k.startswith(TABLE_PREFIX)}
+        model.load_state_dict(state, strict=True)
+    except ModelError:
+        raise
+    except (TypeError, ValueError, RuntimeError, KeyError) as exc:
+        raise ModelError(f"{source}: weights do not fit the model they describe ({exc})") from None
+    if tables.channels != model.config.M:
+        raise ModelError(f"{source}: {tables.channels} coding tables for {model.config.M} latent channels")
+    return Artifact(model.eval(), tables, digest, info)
+
+
+def load_artifact(path: str | Path) -> Artifact:
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        if size > MAX_ARTIFACT_BYTES:
+            raise ModelError(f"{path}: {size} bytes is too large for a model file")
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ModelError(f"{path}: model file not found") from None
+    except IsADirectoryError:
+        raise ModelError(f"{path}: is a folder, not a model file") from None
+    except OSError as exc:
+        raise ModelError(f"{path}: cannot read model file ({exc.strerror})") from None
+    return load_artifact_bytes(data, source=str(path))

@@ -1,0 +1,64 @@
+"""The shipped models: one name per file in zoo/weights, picked by quality 1..8."""
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from ..errors import ModelError
+from .artifact import Artifact, load_artifact
+
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+# Quality q (1 = smallest files) -> shipped model name.
+SHIPPED = {q: f"bls2017-mse-q{q}" for q in range(1, 9)}
+DEFAULT_QUALITY = 4
+
+
+def shipped_path(name: str) -> Path:
+    return WEIGHTS_DIR / f"{name}.safetensors"
+
+
+def available_qualities() -> list[int]:
+    return [q for q, name in SHIPPED.items() if shipped_path(name).is_file()]
+
+
+@lru_cache(maxsize=16)
+def _load_cached(path: str, mtime: float) -> Artifact:
+    return load_artifact(path)
+
+
+def load_path(path: str | Path) -> Artifact:
+    p = Path(path)
+    if not p.is_file():
+        raise ModelError(f"{p}: model file not found")
+    return _load_cached(str(p.resolve()), p.stat().st_mtime)
+
+
+def resolve_model(model: str | Path | Artifact | None = None, quality: int | None = None) -> Artifact:
+    """A model by artifact, file path, shipped name, or shipped quality."""
+    if isinstance(model, Artifact):
+        return model
+    if model is None:
+        q = DEFAULT_QUALITY if quality is None else quality
+        if q not in SHIPPED:
+            raise ModelError(f"quality must be 1..{len(SHIPPED)}, got {q}")
+        path = shipped_path(SHIPPED[q])
+        if not path.is_file():
+            have = available_qualities()
+            raise ModelError(f"shipped model for quality {q} is not installed "
+                             f"(installed qualities: {have or 'none'}); give --model PATH")
+        return load_path(path)
+    if str(model) in SHIPPED.values():
+        return load_path(shipped_path(str(model)))
+    return load_path(model)
+
+
+def find_by_digest(digest_prefix: bytes, extra: list[Artifact] = ()) -> Artifact | None:
+    """A shipped (or given) model whose digest starts with ``digest_prefix``."""
+    for art in extra:
+        if art.digest.startswith(digest_prefix):
+            return art
+    for q in available_qualities():
+        art = load_path(shipped_path(SHIPPED[q]))
+        if art.digest.startswith(digest_prefix):
+            return art
+    return None

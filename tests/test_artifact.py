@@ -1,0 +1,31 @@
+import pytest
+import torch
+
+from licodec.errors import ModelError
+from licodec.zoo.artifact import load_artifact, load_artifact_bytes
+
+
+def test_saved_weights_load_back_identically(tiny_artifact, tiny_artifact_bytes):
+    again = load_artifact_bytes(tiny_artifact_bytes)
+    assert again.digest == tiny_artifact.digest
+    for (k, a), (_, b) in zip(tiny_artifact.model.state_dict().items(), again.model.state_dict().items()):
+        assert torch.equal(a, b), k
+    assert again.tables.digest() == tiny_artifact.tables.digest()
+
+
+def test_tampered_truncated_or_foreign_weights_are_refused(tmp_path, tiny_artifact_bytes):
+    data = bytearray(tiny_artifact_bytes)
+    data[-10] ^= 0x40  # a weight byte
+    with pytest.raises(ModelError, match="sha256"):
+        load_artifact_bytes(bytes(data))
+    for cut in (0, 7, 100, len(data) // 2, len(data) - 1):
+        with pytest.raises(ModelError):
+            load_artifact_bytes(tiny_artifact_bytes[:cut])
+    with pytest.raises(ModelError, match="not found"):
+        load_artifact(tmp_path / "missing.safetensors")
+    from safetensors.numpy import save
+    import numpy as np
+    with pytest.raises(ModelError, match="not a licodec model"):
+        load_artifact_bytes(save({"w": np.zeros(3, np.float32)}))
+    with pytest.raises(ModelError, match="corrupt header"):  # a pickle is never unpickled
+        load_artifact_bytes(b"\x80\x04pickle" + bytes(64))

@@ -1,0 +1,98 @@
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import licodec
+from licodec import bitstream, coding
+from licodec.codec import decode_array, encode_array, latent_shape
+from licodec.errors import BitstreamError, ImageError, ModelError
+from licodec.ops import pad_amounts
+
+from .conftest import smooth_image, train_tiny
+from licodec.zoo.artifact import load_artifact_bytes, save_artifact
+
+
+def test_decoded_latents_equal_the_encoder_symbols_exactly(tiny_artifact):
+    img = smooth_image(45, 70)
+    data = encode_array(img, tiny_artifact)
+    header, payload = bitstream.read(data)
+    m, h, w = latent_shape(tiny_artifact, 45, 70)
+    x = torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255
+    ph, pw = pad_amounts(45, 70, 16)
+    x = torch.nn.functional.pad(x, (0, pw, 0, ph), mode="replicate")
+    expected = tiny_artifact.model.analyse(x)[0].numpy().reshape(m, -1)
+    decoded = coding.decode(payload, tiny_artifact.tables, h * w)
+    assert np.array_equal(decoded, expected)
+    # and the decoded image is the rounded reconstruction of exactly those latents
+    with torch.no_grad():
+        ref = tiny_artifact.model.synthesise(torch.from_numpy(expected).reshape(1, m, h, w))
+    ref = ref[0, :, :45, :70].clamp(0, 1).mul(255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+    assert np.array_equal(decode_array(data, tiny_artifact), ref)
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 3), (1, 37, 3), (40, 1, 3), (17, 300, 3), (33, 47), (16, 16)])
+def test_any_size_and_mode_round_trips_with_the_right_shape(tiny_artifact, shape):
+    img = smooth_image(shape[0], shape[1], channels=3 if len(shape) == 3 else 1)
+    rec = decode_array(encode_array(img, tiny_artifact), tiny_artifact)
+    assert rec.shape == img.shape and rec.dtype == np.uint8
+
+
+def test_api_accepts_pil_and_numpy_and_keeps_grayscale(tiny_artifact):
+    rgb = smooth_image(30, 50)
+    gray = smooth_image(30, 50, channels=1)
+    a = licodec.compress(rgb, model=tiny_artifact)
+    b = licodec.compress(Image.fromarray(rgb), model=tiny_artifact)
+    assert a == b
+    out = licodec.decompress(a, model=tiny_artifact)
+    assert out.mode == "RGB" and out.size == (50, 30)
+    g = licodec.decompress(licodec.compress(Image.fromarray(gray), model=tiny_artifact), model=tiny_artifact)
+    assert g.mode == "L" and g.size == (50, 30)
+    g2 = licodec.compress(gray[:, :, None], model=tiny_artifact)
+    assert bitstream.read(g2)[0].channels == 1
+
+
+def test_encoding_twice_gives_identical_bytes(tiny_artifact):
+    img = smooth_image(64, 80, seed=3)
+    assert encode_array(img, tiny_artifact) == encode_array(img.copy(), tiny_artifact)
+
+
+def test_lossy_inputs_are_refused_unless_converted(tiny_artifact):
+    rgba = np.dstack([smooth_image(20, 20), np.full((20, 20), 255, np.uint8)])
+    with pytest.raises(ImageError, match="alpha"):
+        licodec.compress(Image.fromarray(rgba, "RGBA"), model=tiny_artifact)
+    with pytest.raises(ImageError, match="alpha"):
+        licodec.compress(rgba, model=tiny_artifact)
+    assert licodec.decompress(licodec.compress(rgba, model=tiny_artifact, convert=True),
+                              model=tiny_artifact).mode == "RGB"
+    deep = (smooth_image(20, 20).astype(np.uint16) * 257)
+    with pytest.raises(ImageError, match="16 bits"):
+        licodec.compress(deep, model=tiny_artifact)
+    with pytest.raises(ImageError, match="16 bits"):
+        licodec.compress(Image.fromarray(deep[:, :, 0]), model=tiny_artifact)
+    with pytest.raises(ImageError, match="dtype float"):
+        licodec.compress(np.zeros((4, 4, 3)), model=tiny_artifact)
+    with pytest.raises(ImageError, match="shape"):
+        licodec.compress(np.zeros((4, 4, 2), np.uint8), model=tiny_artifact)
+
+
+def test_file_from_other_weights_is_refused(tiny_artifact):
+    other = load_artifact_bytes(save_artifact(train_tiny(steps=2, seed=1), {"name": "other"}))
+    data = encode_array(smooth_image(20, 20), tiny_artifact)
+    with pytest.raises(ModelError, match="not with the given weights"):
+        decode_array(data, other)
+
+
+def test_unknown_model_without_weights_is_a_clear_error(tiny_artifact):
+    data = encode_array(smooth_image(20, 20), tiny_artifact)
+    with pytest.raises(ModelError, match="not installed"):
+        decode_array(data)
+
+
+def test_corrupt_payload_with_valid_checksum_is_an_error_not_a_crash(tiny_artifact):
+    header, payload = bitstream.read(encode_array(smooth_image(32, 32), tiny_artifact))
+    for bad in (payload[:-4], payload + b"\0\0\0\0" * 50, b"\xff" * len(payload)):
+        try:
+            decode_array(bitstream.write(header, bad), tiny_artifact)
+        except BitstreamError:
+            pass
