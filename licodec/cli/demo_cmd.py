@@ -1,0 +1,89 @@
+"""demo: encode and decode the built-in sample photo with every installed model."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..imageio import atomic_write, load_image
+
+
+def sample_photo_path() -> Path:
+    """matplotlib's sample photo of Grace Hopper (512x600 JPEG), installed with licodec."""
+    from matplotlib import cbook
+    return Path(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
+
+
+def add_arguments(p):
+    p.add_argument("image", type=Path, nargs="?", help="image to use instead of the sample photo")
+    p.add_argument("--out", type=Path, help="folder to keep the .lic files and decoded PNGs in")
+    p.add_argument("--force", "-f", action="store_true", help="overwrite files in --out")
+
+
+def quick_model(image: np.ndarray, steps: int = 300, log=print):
+    """A small bls2017 (N=48) trained for a few steps on crops of ``image`` alone."""
+    import torch
+
+    from ..models import build_model
+    from ..zoo.artifact import load_artifact_bytes, save_artifact
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    model = build_model("bls2017", N=48)
+    opt = torch.optim.Adam(model.main_parameters(), lr=1e-3)
+    aux = torch.optim.Adam(model.aux_parameters(), lr=1e-2)
+    img = image if image.ndim == 3 else np.repeat(image[:, :, None], 3, axis=2)
+    crop = min(128, img.shape[0] // 16 * 16, img.shape[1] // 16 * 16)
+    for _ in range(steps):
+        tops = rng.integers(0, img.shape[0] - crop + 1, 8)
+        lefts = rng.integers(0, img.shape[1] - crop + 1, 8)
+        x = torch.from_numpy(np.stack([img[t:t + crop, l:l + crop] for t, l in zip(tops, lefts)]))
+        x = x.permute(0, 3, 1, 2).float() / 255
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = model(x, training=True)
+        loss = -torch.log2(out.likelihoods).sum() / x[:, 0].numel() \
+            + 0.01 * 255**2 * torch.mean((out.x_hat.float() - x) ** 2)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        aux.zero_grad()
+        model.aux_loss().backward()
+        aux.step()
+    return load_artifact_bytes(save_artifact(model, {"name": "demo-on-the-fly"}))
+
+
+def run(args) -> int:
+    from ..codec import decode_array, encode_array
+    from ..eval.metrics import ms_ssim, psnr
+    from ..zoo.registry import SHIPPED, available_qualities, load_path, shipped_path
+    path = args.image or sample_photo_path()
+    img = load_image(path)
+    h, w = img.shape[:2]
+    print(f"image: {path} ({w}x{h})")
+    qualities = available_qualities()
+    if qualities:
+        models = [(f"q{q}", load_path(shipped_path(SHIPPED[q]))) for q in qualities]
+    else:
+        print("no shipped weights are installed: training a small model on the fly "
+              "for a few steps (this is NOT a trained codec; files are large and blurry)")
+        models = [("on-the-fly", quick_model(img))]
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+    print(f"{'model':>10} {'bytes':>8} {'bpp':>7} {'PSNR':>7} {'MS-SSIM':>8} {'enc s':>6} {'dec s':>6}")
+    for label, art in models:
+        t0 = time.perf_counter()
+        data = encode_array(img, art)
+        t1 = time.perf_counter()
+        rec = decode_array(data, art)
+        t2 = time.perf_counter()
+        assert rec.shape == img.shape
+        print(f"{label:>10} {len(data):>8} {8 * len(data) / (w * h):>7.4f} {psnr(img, rec):>7.2f} "
+              f"{ms_ssim(img, rec):>8.4f} {t1 - t0:>6.2f} {t2 - t1:>6.2f}")
+        if args.out:
+            from PIL import Image
+            import io
+            atomic_write(args.out / f"{Path(path).stem}-{label}.lic", data, force=args.force)
+            buf = io.BytesIO()
+            Image.fromarray(rec).save(buf, format="PNG")
+            atomic_write(args.out / f"{Path(path).stem}-{label}.png", buf.getvalue(), force=args.force)
+    return 0

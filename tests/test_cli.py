@@ -1,0 +1,113 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from licodec.cli import main
+from licodec.cli.main import EXIT_BAD_INPUT, EXIT_USAGE
+
+from .conftest import smooth_image
+
+
+@pytest.fixture()
+def png(tmp_path):
+    path = tmp_path / "in.png"
+    Image.fromarray(smooth_image(37, 53)).save(path)
+    return path
+
+
+def encode(png, out, model, *extra):
+    return main(["encode", str(png), str(out), "--model", str(model), *extra])
+
+
+def test_encode_decode_info_round_trip(tmp_path, png, tiny_model_path, capsys):
+    lic = tmp_path / "out.lic"
+    assert encode(png, lic, tiny_model_path) == 0
+    assert lic.stat().st_size > 20
+    out = tmp_path / "out.png"
+    assert main(["decode", str(lic), str(out), "--model", str(tiny_model_path)]) == 0
+    img = Image.open(out)
+    assert img.size == (53, 37) and img.mode == "RGB"
+    capsys.readouterr()
+    assert main(["info", str(lic)]) == 0
+    text = capsys.readouterr().out
+    assert "53x37" in text and "tiny-test" in text
+
+
+def test_grayscale_file_decodes_to_grayscale(tmp_path, tiny_model_path):
+    src = tmp_path / "g.png"
+    Image.fromarray(smooth_image(20, 30, channels=1)).save(src)
+    assert encode(src, tmp_path / "g.lic", tiny_model_path) == 0
+    assert main(["decode", str(tmp_path / "g.lic"), str(tmp_path / "g2.png"),
+                 "--model", str(tiny_model_path)]) == 0
+    assert Image.open(tmp_path / "g2.png").mode == "L"
+
+
+def test_existing_output_is_kept_without_force(tmp_path, png, tiny_model_path, capsys):
+    lic = tmp_path / "out.lic"
+    lic.write_bytes(b"precious")
+    assert encode(png, lic, tiny_model_path) == EXIT_BAD_INPUT
+    assert lic.read_bytes() == b"precious"
+    assert "--force" in capsys.readouterr().err
+    assert encode(png, lic, tiny_model_path, "--force") == 0
+    assert lic.read_bytes()[:4] == b"\x89LIC"
+
+
+def test_output_may_never_be_the_input(tmp_path, png, tiny_model_path):
+    before = png.read_bytes()
+    assert encode(png, png, tiny_model_path, "--force") == EXIT_BAD_INPUT
+    assert png.read_bytes() == before
+
+
+@pytest.mark.parametrize("damage", ["truncate", "bitflip", "magic", "empty", "trailing"])
+def test_damaged_files_give_one_line_errors_and_exit_3(tmp_path, png, tiny_model_path, capsys, damage):
+    lic = tmp_path / "out.lic"
+    assert encode(png, lic, tiny_model_path) == 0
+    data = bytearray(lic.read_bytes())
+    if damage == "truncate":
+        data = data[: len(data) // 2]
+    elif damage == "bitflip":
+        data[len(data) // 2] ^= 0x10
+    elif damage == "magic":
+        data[:4] = b"JUNK"
+    elif damage == "empty":
+        data = b""
+    else:
+        data += b"xx"
+    lic.write_bytes(bytes(data))
+    capsys.readouterr()
+    out = tmp_path / "dec.png"
+    code = main(["decode", str(lic), str(out), "--model", str(tiny_model_path)])
+    err = capsys.readouterr().err
+    assert code == EXIT_BAD_INPUT
+    assert err.startswith("licodec: ") and err.count("\n") == 1 and "Traceback" not in err
+    expected = {"truncate": "truncated", "bitflip": "checksum", "magic": "magic", "empty": "magic",
+                "trailing": "unexpected bytes"}[damage]
+    assert expected in err
+    assert not out.exists()
+    assert main(["info", str(lic)]) == EXIT_BAD_INPUT
+
+
+def test_bad_images_and_models_are_refused_cleanly(tmp_path, png, tiny_model_path, capsys):
+    rgba = tmp_path / "a.png"
+    Image.fromarray(np.zeros((8, 8, 4), np.uint8), "RGBA").save(rgba)
+    assert encode(rgba, tmp_path / "a.lic", tiny_model_path) == EXIT_BAD_INPUT
+    assert "alpha" in capsys.readouterr().err
+    assert encode(rgba, tmp_path / "a.lic", tiny_model_path, "--convert") == 0
+    junk = tmp_path / "junk.png"
+    junk.write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    assert encode(junk, tmp_path / "j.lic", tiny_model_path) == EXIT_BAD_INPUT
+    assert "not a readable image" in capsys.readouterr().err
+    assert encode(png, tmp_path / "m.lic", tmp_path / "nope.safetensors") == EXIT_BAD_INPUT
+    assert "model file not found" in capsys.readouterr().err
+    assert encode(tmp_path / "missing.png", tmp_path / "x.lic", tiny_model_path) == EXIT_BAD_INPUT
+    assert not (tmp_path / "x.lic").exists()
+
+
+def test_usage_errors_exit_2(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["encode"])
+    assert exc.value.code == EXIT_USAGE
+    with pytest.raises(SystemExit) as exc:
+        main(["encode", "a.png", "--quality", "9"])
+    assert exc.value.code == EXIT_USAGE
+    assert main([]) == EXIT_USAGE
