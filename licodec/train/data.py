@@ -1,0 +1,71 @@
+"""Training crops from any folder of PNG / JPEG images, held in memory as uint8."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..imageio import IMAGE_SUFFIXES, load_rgb
+
+# Smallest side kept: below this an image is padded up to the crop (reflect), since a
+# crop that is mostly padding teaches little.
+MIN_SIDE_FRACTION = 0.5
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: not a folder")
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+class CropDataset:
+    """Random crops with horizontal / vertical flips, sampled with a numpy Generator.
+
+    Images smaller than the crop are reflect-padded when both sides are at least half
+    the crop and skipped otherwise; unreadable files are skipped with a warning. Each
+    rank of a distributed run takes every world_size-th image (its own shard).
+    """
+
+    def __init__(self, folder: str | Path, crop: int = 256, rank: int = 0, world_size: int = 1,
+                 warn=print):
+        self.crop = int(crop)
+        self.images: list[np.ndarray] = []
+        self.skipped: list[str] = []
+        for path in list_images(folder)[rank::world_size]:
+            try:
+                img = load_rgb(path)
+            except Exception as exc:  # one bad file must not stop a training run
+                self.skipped.append(f"{path.name}: {exc}")
+                continue
+            h, w = img.shape[:2]
+            if min(h, w) < self.crop * MIN_SIDE_FRACTION:
+                self.skipped.append(f"{path.name}: {w}x{h} is too small for crop {self.crop}")
+                continue
+            if h < self.crop or w < self.crop:
+                img = np.pad(img, ((0, max(0, self.crop - h)), (0, max(0, self.crop - w)), (0, 0)),
+                             mode="reflect")
+            self.images.append(img)
+        for msg in self.skipped:
+            warn(f"skipped {msg}")
+        if not self.images:
+            raise ValueError(f"no usable training images in {folder}")
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def batch(self, rng: np.random.Generator, size: int) -> np.ndarray:
+        """uint8 array (size, crop, crop, 3)."""
+        out = np.empty((size, self.crop, self.crop, 3), dtype=np.uint8)
+        c = self.crop
+        for i in range(size):
+            img = self.images[rng.integers(len(self.images))]
+            top = rng.integers(img.shape[0] - c + 1)
+            left = rng.integers(img.shape[1] - c + 1)
+            patch = img[top: top + c, left: left + c]
+            if rng.random() < 0.5:
+                patch = patch[:, ::-1]
+            if rng.random() < 0.5:
+                patch = patch[::-1]
+            out[i] = patch
+        return out

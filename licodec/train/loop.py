@@ -1,0 +1,263 @@
+"""The training loop: rate + lambda * distortion, resumable, CPU-first.
+
+    loss = bpp + lmbda * 255**2 * MSE          (--metric mse, MSE on [0, 1] images)
+    loss = bpp + lmbda * (1 - MS-SSIM)         (--metric ms-ssim)
+
+bpp is -sum(log2 likelihoods) / pixels of the noisy latents. The entropy model's tail
+quantiles have their own optimiser and loss (aux_loss).
+"""
+from __future__ import annotations
+
+import csv
+import math
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from ..imageio import atomic_write
+from ..models import build_model
+from .data import CropDataset
+
+CHECKPOINT_NAME = "checkpoint.pt"
+LOG_NAME = "log.csv"
+LOG_FIELDS = ["step", "wall_s", "lr", "loss", "bpp", "mse", "psnr", "ms_ssim", "aux", "mpix_s",
+              "valid_bpp", "valid_psnr", "valid_ms_ssim"]
+
+
+@dataclass
+class TrainConfig:
+    data: str
+    out: str
+    model: str = "bls2017"
+    N: int | None = None
+    M: int | None = None
+    lmbda: float = 0.0130
+    metric: str = "mse"
+    crop: int = 256
+    batch: int = 8
+    steps: int = 100_000
+    lr: float = 1e-4
+    aux_lr: float = 1e-3
+    warmup: int = 200
+    decay_at: float = 0.85  # lr drops 10x after this fraction of the steps
+    clip: float = 1.0
+    device: str = "cpu"
+    bf16: bool = True
+    channels_last: bool = True
+    compile: bool = False
+    valid: str | None = None
+    valid_every: int = 2000
+    valid_limit: int = 24
+    checkpoint_minutes: float = 5.0
+    init: str | None = None  # start from these weights (checkpoint or exported artifact)
+    resume: bool = False
+    seed: int = 0
+    progress: bool = True
+
+
+def lr_at(cfg: TrainConfig, step: int) -> float:
+    warm = min(1.0, (step + 1) / max(1, cfg.warmup))
+    return cfg.lr * warm * (0.1 if step >= cfg.decay_at * cfg.steps else 1.0)
+
+
+def distortion(metric: str, x_hat: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(distortion term, mse) of float32 images in [0, 1]."""
+    mse = torch.mean((x_hat - x) ** 2)
+    if metric == "mse":
+        return 255.0**2 * mse, mse
+    from pytorch_msssim import ms_ssim
+    return 1.0 - ms_ssim(x_hat.clamp(0, 1), x, data_range=1.0), mse
+
+
+class _Distributed:
+    def __init__(self):
+        self.enabled = dist.is_available() and "WORLD_SIZE" in os.environ and int(os.environ["WORLD_SIZE"]) > 1
+        if self.enabled and not dist.is_initialized():
+            backend = "nccl" if torch.cuda.is_available() and os.environ.get("LICODEC_BACKEND") != "gloo" else "gloo"
+            dist.init_process_group(backend)
+        self.rank = dist.get_rank() if self.enabled else 0
+        self.world = dist.get_world_size() if self.enabled else 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def _load_init(model, path: str) -> None:
+    from ..zoo.artifact import load_artifact
+    if str(path).endswith(".pt"):
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        model.load_state_dict(ckpt["model"])
+    else:
+        model.load_state_dict(load_artifact(path).model.state_dict())
+
+
+def validate(model, folder: str, limit: int) -> dict:
+    """Mean bpp (real bytes), PSNR and MS-SSIM over the first ``limit`` images of folder."""
+    from ..codec import decode_array, encode_array
+    from ..eval.metrics import ms_ssim, psnr
+    from ..imageio import load_rgb
+    from ..zoo.artifact import load_artifact_bytes, save_artifact
+    from .data import list_images
+
+    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    probe = build_model(model.config.architecture, model.config.N, model.config.M)
+    probe.load_state_dict({k: v.float().cpu() for k, v in state.items()})
+    art = load_artifact_bytes(save_artifact(probe, {"name": "validation"}))
+    bpps, psnrs, msssims = [], [], []
+    for path in list_images(folder)[:limit]:
+        img = load_rgb(path)
+        data = encode_array(img, art)
+        rec = decode_array(data, art)
+        bpps.append(8.0 * len(data) / (img.shape[0] * img.shape[1]))
+        psnrs.append(psnr(img, rec))
+        msssims.append(ms_ssim(img, rec))
+    return {"valid_bpp": float(np.mean(bpps)), "valid_psnr": float(np.mean(psnrs)),
+            "valid_ms_ssim": float(np.mean(msssims))}
+
+
+def train(cfg: TrainConfig, log=print) -> Path:
+    ddp = _Distributed()
+    out = Path(cfg.out)
+    if ddp.main:
+        out.mkdir(parents=True, exist_ok=True)
+    device = torch.device(cfg.device)
+    if device.type == "cuda" and ddp.enabled:
+        device = torch.device("cuda", ddp.rank % torch.cuda.device_count())
+    torch.manual_seed(cfg.seed + ddp.rank)
+    rng = np.random.default_rng([cfg.seed, ddp.rank])
+
+    model = build_model(cfg.model, cfg.N, cfg.M)
+    ckpt_path = out / CHECKPOINT_NAME
+    start_step, wall0 = 0, 0.0
+    if cfg.init and not (cfg.resume and ckpt_path.exists()):
+        _load_init(model, cfg.init)
+    model.to(device)
+    if cfg.channels_last:
+        model.to(memory_format=torch.channels_last)
+    opt = torch.optim.Adam(model.main_parameters(), lr=cfg.lr)
+    aux_opt = torch.optim.Adam(model.aux_parameters(), lr=cfg.aux_lr)
+    if cfg.resume:
+        if not ckpt_path.exists():
+            raise FileNotFoundError(f"--resume: no checkpoint at {ckpt_path}")
+        ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
+        model.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["opt"])
+        aux_opt.load_state_dict(ckpt["aux_opt"])
+        start_step, wall0 = int(ckpt["step"]), float(ckpt["wall_s"])
+        rng.bit_generator.state = ckpt["rng"][ddp.rank] if ddp.rank < len(ckpt["rng"]) else rng.bit_generator.state
+        log(f"resumed from {ckpt_path} at step {start_step}")
+
+    net = model
+    if ddp.enabled:
+        net = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
+    fwd = torch.compile(net) if cfg.compile else net
+
+    data = CropDataset(cfg.data, cfg.crop, ddp.rank, ddp.world, warn=log if ddp.main else (lambda m: None))
+    if ddp.main:
+        log(f"{len(data)} training images, model {cfg.model} "
+            f"(N={model.config.N}, M={model.config.M}), lambda {cfg.lmbda}, {cfg.metric}")
+
+    log_path = out / LOG_NAME
+    if ddp.main and not log_path.exists():
+        with open(log_path, "w", newline="") as fh:
+            csv.writer(fh).writerow(LOG_FIELDS)
+
+    def save_checkpoint(step: int, wall: float) -> None:
+        if not ddp.main:
+            return
+        rngs = [rng.bit_generator.state]
+        blob = {"model": model.state_dict(), "opt": opt.state_dict(), "aux_opt": aux_opt.state_dict(),
+                "step": step, "wall_s": wall, "config": asdict(cfg), "rng": rngs}
+        tmp = ckpt_path.with_suffix(".tmp")
+        torch.save(blob, tmp)
+        os.replace(tmp, ckpt_path)
+
+    bar = None
+    if cfg.progress and ddp.main:
+        from tqdm import tqdm
+        bar = tqdm(total=cfg.steps, initial=start_step, unit="step", dynamic_ncols=True)
+
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16)
+    t_start = time.time()
+    last_ckpt = time.time()
+    acc = {"loss": 0.0, "bpp": 0.0, "mse": 0.0, "aux": 0.0, "n": 0, "t": time.time()}
+    log_every = 50
+    step = start_step
+    for step in range(start_step, cfg.steps):
+        lr = lr_at(cfg, step)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        batch = torch.from_numpy(data.batch(rng, cfg.batch)).to(device)
+        x = batch.permute(0, 3, 1, 2).float().div_(255.0)
+        if cfg.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with autocast:
+            out_ = fwd(x, training=True)
+        x_hat = out_.x_hat.float()
+        num_pixels = x.shape[0] * x.shape[2] * x.shape[3]
+        bpp = -torch.log2(out_.likelihoods).sum() / num_pixels
+        dist_term, mse = distortion(cfg.metric, x_hat, x)
+        loss = bpp + cfg.lmbda * dist_term
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.main_parameters(), cfg.clip)
+        opt.step()
+        aux = model.aux_loss()
+        aux_opt.zero_grad(set_to_none=True)
+        aux.backward()
+        aux_opt.step()
+        if not math.isfinite(loss.item()):
+            raise FloatingPointError(f"loss is {float(loss)} at step {step}; lower --lr")
+
+        acc["loss"] += loss.item(); acc["bpp"] += bpp.item(); acc["mse"] += mse.item()
+        acc["aux"] += aux.item(); acc["n"] += 1
+        if bar is not None:
+            bar.update(1)
+        done = step + 1
+        if ddp.main and (done % log_every == 0 or done == cfg.steps):
+            n = acc["n"]
+            dt = time.time() - acc["t"]
+            row = {"step": done, "wall_s": round(wall0 + time.time() - t_start, 1), "lr": lr,
+                   "loss": acc["loss"] / n, "bpp": acc["bpp"] / n, "mse": acc["mse"] / n,
+                   "psnr": 10 * math.log10(1.0 / max(1e-10, acc["mse"] / n)), "aux": acc["aux"] / n,
+                   "mpix_s": n * num_pixels * ddp.world / dt / 1e6}
+            if cfg.valid and (done % cfg.valid_every == 0 or done == cfg.steps):
+                model.eval()
+                row.update(validate(model, cfg.valid, cfg.valid_limit))
+                model.train()
+            with open(log_path, "a", newline="") as fh:
+                csv.writer(fh).writerow([_fmt(row.get(k, "")) for k in LOG_FIELDS])
+            if bar is not None:
+                bar.set_postfix(loss=f"{row['loss']:.3f}", bpp=f"{row['bpp']:.3f}", psnr=f"{row['psnr']:.2f}")
+            acc = {"loss": 0.0, "bpp": 0.0, "mse": 0.0, "aux": 0.0, "n": 0, "t": time.time()}
+        if ddp.main and time.time() - last_ckpt > cfg.checkpoint_minutes * 60:
+            save_checkpoint(done, wall0 + time.time() - t_start)
+            last_ckpt = time.time()
+    if bar is not None:
+        bar.close()
+    final = out / "model.safetensors"
+    if ddp.main:
+        save_checkpoint(cfg.steps, wall0 + time.time() - t_start)
+        from ..zoo.artifact import save_artifact
+        cpu_model = build_model(model.config.architecture, model.config.N, model.config.M)
+        cpu_model.load_state_dict({k: v.float().cpu() for k, v in model.state_dict().items()})
+        info = {"name": out.name, "lmbda": cfg.lmbda, "metric": cfg.metric, "steps": cfg.steps,
+                "wall_s": round(wall0 + time.time() - t_start, 1), "architecture": cfg.model}
+        atomic_write(final, save_artifact(cpu_model, info), force=True)
+        log(f"exported {final}")
+    if ddp.enabled:
+        dist.barrier()
+        dist.destroy_process_group()
+    return final
+
+
+def _fmt(v):
+    return f"{v:.6g}" if isinstance(v, float) else v
