@@ -96,3 +96,13 @@ def test_corrupt_payload_with_valid_checksum_is_an_error_not_a_crash(tiny_artifa
             decode_array(bitstream.write(header, bad), tiny_artifact)
         except BitstreamError:
             pass
+
+
+def test_update_quantiles_finds_the_tails_and_median():
+    torch.manual_seed(0)
+    eb = train_tiny(steps=5).entropy_bottleneck
+    eb.update_quantiles()
+    logits = eb._logits_cumulative(eb.quantiles, stop_gradient=True)
+    torch.testing.assert_close(logits, eb._quantile_target.view(1, 1, 3).expand_as(logits),
+                               atol=1e-3, rtol=1e-4)
+    assert eb.aux_loss().item() < 0.1 * eb.channels

@@ -133,6 +133,31 @@ class EntropyBottleneck(nn.Module):
         medians = self.medians.view(1, -1, *([1] * (symbols.dim() - 2)))
         return symbols.float() + medians
 
+    @torch.no_grad()
+    def update_quantiles(self, iterations: int = 60) -> None:
+        """Sets ``quantiles`` to the exact tail quantiles and median by bisection.
+
+        The cumulative is monotone in x, so bisection converges whatever the auxiliary
+        optimiser reached; the export step calls this before building tables.
+        """
+        c = self.channels
+        target = self._quantile_target.view(1, 1, 3).expand(c, 1, 3)
+        low = torch.full((c, 1, 3), -1.0)
+        high = torch.full((c, 1, 3), 1.0)
+        for _ in range(64):  # widen the bracket until it holds every target
+            below = self._logits_cumulative(low, True) > target
+            above = self._logits_cumulative(high, True) < target
+            if not (below.any() or above.any()):
+                break
+            low = torch.where(below, low * 2, low)
+            high = torch.where(above, high * 2, high)
+        for _ in range(iterations):
+            mid = (low + high) / 2
+            too_high = self._logits_cumulative(mid, True) > target
+            high = torch.where(too_high, mid, high)
+            low = torch.where(too_high, low, mid)
+        self.quantiles.copy_((low + high) / 2)
+
     # -- export ------------------------------------------------------------------------
     @torch.no_grad()
     def build_tables(self, precision: int) -> CodingTables:

@@ -52,7 +52,12 @@ def _digest(arrays: dict[str, np.ndarray], config: dict) -> bytes:
 
 
 def export_arrays(model: CompressionModel, precision: int = CDF_PRECISION) -> tuple[dict, CodingTables]:
-    """Rounds the weights to fp16, loads them back and builds tables from exactly those."""
+    """Rounds the weights to fp16, loads them back and builds tables from exactly those.
+
+    The tail quantiles are set by bisection first, so the tables cover the density
+    whatever state the auxiliary optimiser reached.
+    """
+    model.entropy_bottleneck.update_quantiles()
     state = {k: v.detach().float().cpu().to(torch.float16) for k, v in model.state_dict().items()}
     model.load_state_dict({k: v.float() for k, v in state.items()})
     tables = model.entropy_bottleneck.build_tables(precision)
