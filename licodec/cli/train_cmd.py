@@ -41,7 +41,5 @@ def run(args) -> int:
     from ..train.loop import train
     names = {f.name for f in fields(TrainConfig)}
     cfg = TrainConfig(**{k: v for k, v in vars(args).items() if k in names})
-    if cfg.lmbda <= 0:
-        raise ValueError("--lmbda must be positive")
     train(cfg)
     return 0

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import ImageError
 from ..imageio import IMAGE_SUFFIXES, load_rgb
 
 # Smallest side kept: below this an image is padded up to the crop (reflect), since a
@@ -15,7 +16,7 @@ MIN_SIDE_FRACTION = 0.5
 def list_images(folder: str | Path) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
-        raise FileNotFoundError(f"{folder}: not a folder")
+        raise ImageError(f"{folder}: not a folder")
     return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
 
 
@@ -49,7 +50,7 @@ class CropDataset:
         for msg in self.skipped:
             warn(f"skipped {msg}")
         if not self.images:
-            raise ValueError(f"no usable training images in {folder}")
+            raise ImageError(f"no usable training images in {folder}")
 
     def __len__(self) -> int:
         return len(self.images)

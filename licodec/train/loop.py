@@ -19,6 +19,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from ..errors import LicodecError
 from ..imageio import atomic_write
 from ..models import build_model
 from .data import CropDataset
@@ -121,7 +122,25 @@ def validate(model, folder: str, limit: int) -> dict:
             "valid_ms_ssim": float(np.mean(msssims))}
 
 
+# pytorch-msssim's five scales with an 11-tap window need sides above 160 pixels.
+MS_SSIM_MIN_CROP = 161
+
+
+def check_config(cfg: TrainConfig) -> None:
+    if cfg.lmbda <= 0:
+        raise LicodecError(f"--lmbda must be positive, got {cfg.lmbda}")
+    if cfg.metric not in ("mse", "ms-ssim"):
+        raise LicodecError(f"unknown metric {cfg.metric!r}")
+    if cfg.metric == "ms-ssim" and cfg.crop < MS_SSIM_MIN_CROP:
+        raise LicodecError(f"--metric ms-ssim needs --crop >= {MS_SSIM_MIN_CROP}")
+    if cfg.crop < 16 or cfg.crop % 16:
+        raise LicodecError(f"--crop must be a multiple of 16, got {cfg.crop}")
+    if cfg.batch < 1 or cfg.steps < 1 or cfg.lr <= 0:
+        raise LicodecError("--batch, --steps and --lr must be positive")
+
+
 def train(cfg: TrainConfig, log=print) -> Path:
+    check_config(cfg)
     ddp = _Distributed()
     out = Path(cfg.out)
     if ddp.main:
@@ -155,13 +174,19 @@ def train(cfg: TrainConfig, log=print) -> Path:
 
     net = model
     if ddp.enabled:
+        # The tail quantiles get no gradient from the main loss: DDP must not wait for
+        # them. Their own (aux) gradients are averaged by hand below.
+        aux_names = [n for n, p in model.named_parameters() if any(p is q for q in model.aux_parameters())]
+        torch.nn.parallel.DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(model, aux_names)
         net = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None)
+        for p in model.state_dict().values():  # every rank starts from rank 0's weights
+            dist.broadcast(p, 0)
     fwd = torch.compile(net) if cfg.compile else net
 
     data = CropDataset(cfg.data, cfg.crop, ddp.rank, ddp.world, warn=log if ddp.main else (lambda m: None))
     if ddp.main:
-        log(f"{len(data)} training images, model {cfg.model} "
+        log(f"{len(data)} training images per rank, {ddp.world} rank(s), model {cfg.model} "
             f"(N={model.config.N}, M={model.config.M}), lambda {cfg.lmbda}, {cfg.metric}")
 
     log_path = out / LOG_NAME
@@ -213,6 +238,10 @@ def train(cfg: TrainConfig, log=print) -> Path:
         aux = model.aux_loss()
         aux_opt.zero_grad(set_to_none=True)
         aux.backward()
+        if ddp.enabled:
+            for p in model.aux_parameters():
+                dist.all_reduce(p.grad)
+                p.grad /= ddp.world
         aux_opt.step()
         if not math.isfinite(loss.item()):
             raise FloatingPointError(f"loss is {float(loss)} at step {step}; lower --lr")

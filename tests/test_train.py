@@ -1,0 +1,98 @@
+import csv
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from licodec.cli import main
+from licodec.zoo.artifact import load_artifact
+
+from .conftest import smooth_image
+
+
+@pytest.fixture()
+def image_folder(tmp_path):
+    folder = tmp_path / "imgs"
+    (folder / "sub").mkdir(parents=True)
+    for i in range(3):
+        Image.fromarray(smooth_image(70 + 7 * i, 90, seed=i)).save(folder / f"a{i}.png")
+    Image.fromarray(smooth_image(60, 50, seed=9)).save(folder / "sub" / "small.jpg")  # padded
+    Image.fromarray(smooth_image(10, 12, seed=8)).save(folder / "tiny.png")  # skipped
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(20))  # skipped
+    Image.fromarray(smooth_image(64, 64, channels=1)).save(folder / "gray.png")
+    Image.fromarray(smooth_image(180, 200, seed=5)).save(folder / "big.png")
+    return folder
+
+
+def read_log(path: Path) -> list[dict]:
+    with open(path) as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_train_cli_runs_validates_exports_and_resumes(tmp_path, image_folder):
+    out = tmp_path / "run"
+    args = ["train", "--data", str(image_folder), "--out", str(out), "--N", "8", "--crop", "64",
+            "--batch", "2", "--steps", "20", "--lr", "1e-3", "--valid", str(image_folder),
+            "--valid-every", "20", "--valid-limit", "2", "--no-progress", "--warmup", "5"]
+    assert main(args) == 0
+    rows = read_log(out / "log.csv")
+    assert [int(r["step"]) for r in rows] == [20]
+    assert 0 < float(rows[-1]["valid_bpp"]) < 24 and float(rows[-1]["valid_psnr"]) > 5
+    art = load_artifact(out / "model.safetensors")
+    assert art.model.config.N == 8 and art.info["steps"] == 20
+    before = {k: v.clone() for k, v in art.model.state_dict().items()}
+    args[args.index("--steps") + 1] = "40"
+    assert main(args + ["--resume"]) == 0
+    rows = read_log(out / "log.csv")
+    assert [int(r["step"]) for r in rows] == [20, 40]
+    after = load_artifact(out / "model.safetensors").model.state_dict()
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+
+
+def test_ms_ssim_metric_trains(tmp_path, image_folder):
+    out = tmp_path / "run"
+    assert main(["train", "--data", str(image_folder), "--out", str(out), "--N", "8", "--crop", "176",
+                 "--batch", "1", "--steps", "3", "--metric", "ms-ssim", "--lmbda", "10",
+                 "--no-progress", "--no-bf16"]) == 0
+    assert np.isfinite(float(read_log(out / "log.csv")[-1]["loss"]))
+
+
+def test_bad_training_setups_are_clear_errors(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    code = main(["train", "--data", str(tmp_path / "empty"), "--out", str(tmp_path / "r"), "--steps", "1"])
+    assert code == 3 and "no usable training images" in capsys.readouterr().err
+    code = main(["train", "--data", str(tmp_path / "empty"), "--out", str(tmp_path / "r"),
+                 "--metric", "ms-ssim", "--crop", "128"])
+    assert code == 3 and "--crop >= 161" in capsys.readouterr().err
+    code = main(["train", "--data", str(tmp_path / "empty"), "--out", str(tmp_path / "r"), "--resume"])
+    assert code == 3 and "no checkpoint" in capsys.readouterr().err
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_distributed_data_parallel_on_cpu_with_gloo(tmp_path, image_folder):
+    out = tmp_path / "ddp"
+    env = dict(os.environ, LICODEC_BACKEND="gloo", OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
+           "--master-addr", "127.0.0.1", "--master-port", str(_free_port()),
+           "-m", "licodec", "train", "--data", str(image_folder), "--out", str(out), "--N", "8",
+           "--crop", "64", "--batch", "2", "--steps", "20", "--no-progress", "--no-bf16",
+           "--no-channels-last"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = read_log(out / "log.csv")
+    assert int(rows[-1]["step"]) == 20
+    assert load_artifact(out / "model.safetensors").info["steps"] == 20
+    assert proc.stdout.count("exported") == 1  # only rank 0 writes
+    assert "2 rank(s)" in proc.stdout
