@@ -1,0 +1,76 @@
+"""Training throughput (megapixels of training crops per second) per architecture and setting.
+
+    python benchmarks/train_throughput.py [--arch bls2017 factorized] [--steps 5] [--compile]
+
+Runs full training steps (forward, rate + MSE loss, backward, Adam, aux step) on random
+256x256 crops, batch 8, and prints s/step and MP/s for fp32, bf16 autocast, and bf16 +
+channels_last (and torch.compile with --compile). Compare ratios within one run.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from licodec.models import build_model
+
+
+def measure(arch: str, bf16: bool, channels_last: bool, compile_: bool, steps: int, batch: int, crop: int):
+    torch.manual_seed(0)
+    model = build_model(arch)
+    x = torch.rand(batch, 3, crop, crop)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    opt = torch.optim.Adam(model.main_parameters(), 1e-4)
+    aux = torch.optim.Adam(model.aux_parameters(), 1e-3)
+    fwd = torch.compile(model) if compile_ else model
+
+    def step():
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            out = fwd(x, training=True)
+        loss = -torch.log2(out.likelihoods).sum() / (batch * crop * crop) \
+            + 0.013 * 255**2 * torch.mean((out.x_hat.float() - x) ** 2)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        aux.zero_grad()
+        model.aux_loss().backward()
+        aux.step()
+
+    t0 = time.perf_counter()
+    step()
+    step()  # warm-up (and compilation)
+    warm = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    dt = (time.perf_counter() - t0) / steps
+    return dt, batch * crop * crop / dt / 1e6, warm
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--arch", nargs="+", default=["bls2017", "factorized"])
+    p.add_argument("--steps", type=int, default=5)
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--crop", type=int, default=256)
+    p.add_argument("--compile", action="store_true", help="also measure torch.compile")
+    args = p.parse_args()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch} x {args.crop}^2")
+    settings = [("fp32", False, False, False), ("bf16", True, False, False),
+                ("bf16+channels_last", True, True, False)]
+    if args.compile:
+        settings.append(("bf16+channels_last+compile", True, True, True))
+    print(f"{'arch':<11} {'setting':<28} {'s/step':>7} {'MP/s':>6} {'vs fp32':>8} {'warm-up s':>9}")
+    for arch in args.arch:
+        base = None
+        for name, bf16, cl, comp in settings:
+            dt, mps, warm = measure(arch, bf16, cl, comp, args.steps, args.batch, args.crop)
+            base = base or mps
+            print(f"{arch:<11} {name:<28} {dt:>7.3f} {mps:>6.3f} {mps / base:>7.2f}x {warm:>9.1f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
