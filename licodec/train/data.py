@@ -6,18 +6,11 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ImageError
-from ..imageio import IMAGE_SUFFIXES, load_rgb
+from ..imageio import list_images, load_rgb
 
 # Smallest side kept: below this an image is padded up to the crop (reflect), since a
 # crop that is mostly padding teaches little.
 MIN_SIDE_FRACTION = 0.5
-
-
-def list_images(folder: str | Path) -> list[Path]:
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise ImageError(f"{folder}: not a folder")
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
 
 
 class CropDataset:

@@ -104,7 +104,7 @@ def validate(model, folder: str, limit: int) -> dict:
     from ..eval.metrics import ms_ssim, psnr
     from ..imageio import load_rgb
     from ..zoo.artifact import load_artifact_bytes, save_artifact
-    from .data import list_images
+    from ..imageio import list_images
 
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     probe = build_model(model.config.architecture, model.config.N, model.config.M)

@@ -1,0 +1,229 @@
+"""Codecs under evaluation behind one interface, each set up for its best curve.
+
+A codec is named by a spec string, "name" or "name:options" (e.g. "licodec:path/to/
+weights.safetensors"), so that worker processes can rebuild it.
+"""
+from __future__ import annotations
+
+import io
+import math
+from abc import ABC, abstractmethod
+
+import numpy as np
+from PIL import Image
+
+# Target bits per pixel swept by codecs that take a rate directly (JPEG 2000), and the
+# band every sweep aims at (the paper's curves span it).
+TARGET_BPPS = (0.05, 0.08, 0.12, 0.18, 0.25, 0.35, 0.5, 0.7, 1.0, 1.4, 2.0)
+
+
+class Codec(ABC):
+    name: str = ""
+    label: str = ""
+
+    @abstractmethod
+    def settings(self) -> list:
+        """The sweep, from the lowest rate to the highest."""
+
+    def fine_settings(self) -> list:
+        """A denser grid, for landing close to a requested size (``licodec compare``)."""
+        return self.settings()
+
+    @abstractmethod
+    def encode(self, img: np.ndarray, setting) -> bytes: ...
+
+    @abstractmethod
+    def decode(self, data: bytes) -> np.ndarray: ...
+
+    @abstractmethod
+    def describe(self) -> dict:
+        """Library, version and fixed settings, recorded in the results."""
+
+
+def _pil_save(img: np.ndarray, fmt: str, **kw) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format=fmt, **kw)
+    return buf.getvalue()
+
+
+def _pil_load(data: bytes) -> np.ndarray:
+    with Image.open(io.BytesIO(data)) as im:
+        return np.asarray(im.convert("RGB"))
+
+
+def _pil_version(feature: str) -> str:
+    from PIL import features
+    import PIL
+    return f"Pillow {PIL.__version__}, {feature} {features.version(feature)}"
+
+
+class JPEG(Codec):
+    name, label = "jpeg", "JPEG"
+
+    def settings(self):
+        return [3, 5, 10, 15, 20, 30, 40, 50, 60, 70, 80, 90, 95]
+
+    def fine_settings(self):
+        return list(range(1, 101))
+
+    def encode(self, img, q):
+        return _pil_save(img, "JPEG", quality=int(q), subsampling=2, optimize=True)
+
+    def decode(self, data):
+        return _pil_load(data)
+
+    def describe(self):
+        from PIL import features
+        lib = "libjpeg-turbo" if features.check_feature("libjpeg_turbo") else "libjpeg"
+        return {"library": f"{_pil_version('jpg')} ({lib})",
+                "settings": "quality sweep, 4:2:0 chroma subsampling, optimized Huffman tables"}
+
+
+class JPEG2000(Codec):
+    name, label = "jpeg2000", "JPEG 2000"
+
+    def settings(self):
+        return list(TARGET_BPPS)
+
+    def fine_settings(self):
+        return list(np.geomspace(0.03, 3.0, 80))
+
+    def encode(self, img, bpp):
+        h, w = img.shape[:2]
+        levels = max(1, min(6, int(math.log2(max(1, min(h, w)))) + 1))
+        ratio = 24.0 / float(bpp)  # compression ratio against 24-bit RGB
+        return _pil_save(img, "JPEG2000", quality_mode="rates", quality_layers=[ratio],
+                         irreversible=True, mct=1, num_resolutions=levels)
+
+    def decode(self, data):
+        return _pil_load(data)
+
+    def describe(self):
+        return {"library": _pil_version("jpg_2000") + " (OpenJPEG)",
+                "settings": "rate control (quality_mode='rates', one layer at the target bpp), "
+                            "irreversible 9/7 wavelet, RGB->YCC colour transform (mct=1), "
+                            "up to 6 resolution levels"}
+
+
+class WebP(Codec):
+    name, label = "webp", "WebP"
+
+    def settings(self):
+        return [0, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95, 100]
+
+    def fine_settings(self):
+        return list(range(0, 101))
+
+    def encode(self, img, q):
+        return _pil_save(img, "WEBP", quality=int(q), method=6)
+
+    def decode(self, data):
+        return _pil_load(data)
+
+    def describe(self):
+        return {"library": _pil_version("webp"), "settings": "lossy, quality sweep, method 6 (slowest, best)"}
+
+
+class AVIF(Codec):
+    name, label = "avif", "AVIF"
+    speed = 4
+    pixelformat = "yuv444"
+
+    def settings(self):
+        return [5, 15, 25, 35, 45, 55, 65, 75, 85, 92]
+
+    def fine_settings(self):
+        return list(range(0, 101, 2))
+
+    def encode(self, img, q):
+        import imagecodecs
+        return imagecodecs.avif_encode(img, level=int(q), speed=self.speed, pixelformat=self.pixelformat,
+                                       numthreads=1)
+
+    def decode(self, data):
+        import imagecodecs
+        return np.asarray(imagecodecs.avif_decode(data))[:, :, :3]
+
+    def describe(self):
+        import imagecodecs
+        return {"library": f"imagecodecs {imagecodecs.__version__}, libavif {imagecodecs.avif_version()}",
+                "settings": f"quality sweep, encoder speed {self.speed}, "
+                            f"{self.pixelformat.upper()} (no chroma subsampling), 8 bits"}
+
+
+class JPEGXL(Codec):
+    name, label = "jpegxl", "JPEG XL"
+    effort = 7
+
+    def settings(self):
+        return [25.0, 15.0, 10.0, 7.0, 5.0, 3.5, 2.5, 1.8, 1.2, 0.8, 0.5]
+
+    def fine_settings(self):
+        return list(np.geomspace(25.0, 0.2, 80))
+
+    def encode(self, img, distance):
+        import imagecodecs
+        return imagecodecs.jpegxl_encode(img, distance=float(distance), effort=self.effort, numthreads=1)
+
+    def decode(self, data):
+        import imagecodecs
+        return np.asarray(imagecodecs.jpegxl_decode(data))[:, :, :3]
+
+    def describe(self):
+        import imagecodecs
+        return {"library": f"imagecodecs {imagecodecs.__version__}, libjxl {imagecodecs.jpegxl_version()}",
+                "settings": f"Butteraugli distance sweep, effort {self.effort}"}
+
+
+class Licodec(Codec):
+    """Shipped qualities, or one rate point per weights file given as 'licodec:a.safetensors,b...'."""
+
+    name = "licodec"
+
+    def __init__(self, paths: str = ""):
+        self.paths = [p for p in paths.split(",") if p] if paths else []
+        self.label = "licodec" if not self.paths else "licodec (custom)"
+        self._arts = {}
+
+    def settings(self):
+        if self.paths:
+            return list(self.paths)
+        from ..zoo.registry import available_qualities
+        return available_qualities()
+
+    def _art(self, setting):
+        from ..zoo.registry import resolve_model
+        if setting not in self._arts:
+            self._arts[setting] = resolve_model(setting if isinstance(setting, str) else None,
+                                                None if isinstance(setting, str) else int(setting))
+        return self._arts[setting]
+
+    def encode(self, img, setting):
+        from ..codec import encode_array
+        return encode_array(img, self._art(setting))
+
+    def decode(self, data):
+        from ..codec import decode_array, read_header
+        from ..zoo.registry import SHIPPED
+        header = read_header(data)
+        key = header.quality if header.quality in SHIPPED else None
+        if key is None:
+            key = next(s for s in self.settings()
+                       if self._art(s).digest.startswith(header.model_digest))
+        return decode_array(data, self._art(key))
+
+    def describe(self):
+        from .. import __version__
+        import constriction  # noqa: F401
+        models = [self._art(s).model_id for s in self.settings()]
+        return {"library": f"licodec {__version__}", "settings": f"models {', '.join(models)}"}
+
+
+CODECS = {c.name: c for c in (JPEG, JPEG2000, WebP, AVIF, JPEGXL, Licodec)}
+
+
+def make_codec(spec: str) -> Codec:
+    name, _, options = spec.partition(":")
+    if name not in CODECS:
+        raise ValueError(f"unknown codec {name!r}; choose from {', '.join(CODECS)}")
+    return CODECS[name](options) if options else CODECS[name]()

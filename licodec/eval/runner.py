@@ -1,0 +1,177 @@
+"""``licodec eval``: rate-distortion sweeps of several codecs over a folder of images.
+
+Every point is real: each image is encoded to bytes, the bytes are counted and decoded,
+and the metrics compare the decoded 8-bit RGB image with the original.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import platform
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from ..imageio import list_images, load_rgb
+from .bdrate import bd_rate
+from .codecs import make_codec
+from .metrics import ms_ssim, ms_ssim_db, psnr
+
+CSV_FIELDS = ["codec", "setting", "image", "width", "height", "bytes", "bpp", "psnr", "ms_ssim",
+              "enc_s", "dec_s"]
+_CODECS: dict = {}
+
+
+def _worker_init():
+    import torch
+    torch.set_num_threads(1)
+
+
+def _codec(spec: str):
+    if spec not in _CODECS:
+        _CODECS[spec] = make_codec(spec)
+    return _CODECS[spec]
+
+
+def run_one(spec: str, setting, path: str) -> dict:
+    """Encode, decode and measure one image at one setting."""
+    codec = _codec(spec)
+    img = load_rgb(path)
+    t0 = time.perf_counter()
+    data = codec.encode(img, setting)
+    t1 = time.perf_counter()
+    rec = codec.decode(data)
+    t2 = time.perf_counter()
+    if rec.shape != img.shape:
+        raise RuntimeError(f"{spec} decoded {path} to shape {rec.shape}, expected {img.shape}")
+    h, w = img.shape[:2]
+    return {"codec": spec, "setting": setting, "image": Path(path).name, "width": w, "height": h,
+            "bytes": len(data), "bpp": 8.0 * len(data) / (w * h), "psnr": psnr(img, rec),
+            "ms_ssim": ms_ssim(img, rec), "enc_s": t1 - t0, "dec_s": t2 - t1}
+
+
+def _summarise(spec: str, rows: list[dict], folder: str, n_images: int) -> dict:
+    from .. import __version__
+    codec = _codec(spec)
+    desc = codec.describe()
+    settings = codec.settings()
+    res = {k: [] for k in ("bpp", "psnr-rgb", "ms-ssim-rgb", "ms-ssim-rgb-db", "encoding_time",
+                           "decoding_time")}
+    used = []
+    for s in settings:
+        sel = [r for r in rows if r["setting"] == s]
+        if not sel:
+            continue
+        used.append(s)
+        res["bpp"].append(float(np.mean([r["bpp"] for r in sel])))
+        res["psnr-rgb"].append(float(np.mean([r["psnr"] for r in sel])))
+        m = float(np.mean([r["ms_ssim"] for r in sel]))
+        res["ms-ssim-rgb"].append(m)
+        res["ms-ssim-rgb-db"].append(ms_ssim_db(m))
+        res["encoding_time"].append(float(np.mean([r["enc_s"] for r in sel])))
+        res["decoding_time"].append(float(np.mean([r["dec_s"] for r in sel])))
+    return {"name": codec.label, "description": f"{desc['library']}; {desc['settings']}",
+            "codec": spec, "library": desc["library"], "codec_settings": desc["settings"],
+            "licodec_version": __version__, "mode": "coded",
+            "dataset": {"folder": str(folder), "images": n_images},
+            "machine": f"{platform.machine()}, {os.cpu_count()} cpus, python {platform.python_version()}",
+            "settings": [s if not isinstance(s, float) else round(s, 4) for s in used], "results": res}
+
+
+def evaluate(folder: str | Path, specs: list[str], out: str | Path, jobs: int = 1,
+             progress: bool = True, references: list[str] = (), anchor: str | None = None,
+             limit: int | None = None) -> dict[str, dict]:
+    images = list_images(folder)[:limit] if limit else list_images(folder)
+    if not images:
+        raise FileNotFoundError(f"no images in {folder}")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    tasks = [(spec, s, str(p)) for spec in specs for s in _codec(spec).settings() for p in images]
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=len(tasks), unit="img", dynamic_ncols=True)
+    rows = []
+    if jobs > 1:
+        with ProcessPoolExecutor(jobs, initializer=_worker_init) as pool:
+            futures = [pool.submit(run_one, *t) for t in tasks]
+            for f in futures:
+                rows.append(f.result())
+                if bar:
+                    bar.update(1)
+    else:
+        for t in tasks:
+            rows.append(run_one(*t))
+            if bar:
+                bar.update(1)
+    if bar:
+        bar.close()
+    results = {}
+    for spec in specs:
+        sel = [r for r in rows if r["codec"] == spec]
+        name = spec.partition(":")[0]
+        summary = _summarise(spec, sel, str(folder), len(images))
+        results[name] = summary
+        (out / f"{name}.json").write_text(json.dumps(summary, indent=2) + "\n")
+        with open(out / f"{name}-per-image.csv", "w", newline="") as fh:
+            wr = csv.DictWriter(fh, CSV_FIELDS)
+            wr.writeheader()
+            for r in sel:
+                wr.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
+    curves = dict(results)
+    for ref in references:
+        data = json.loads(Path(ref).read_text())
+        curves[f"ref:{data.get('name', Path(ref).stem)}"] = data
+    plot_curves(curves, out)
+    anchor = anchor or ("jpeg" if "jpeg" in curves else next(iter(curves)))
+    (out / "bd-rate.md").write_text(bd_table(curves, anchor))
+    return results
+
+
+def _curve(data: dict, metric: str):
+    r = data["results"]
+    bpp = np.asarray(r["bpp"], dtype=np.float64)
+    if metric == "psnr":
+        return bpp, np.asarray(r["psnr-rgb"], dtype=np.float64)
+    if "ms-ssim-rgb-db" in r:
+        return bpp, np.asarray(r["ms-ssim-rgb-db"], dtype=np.float64)
+    return bpp, np.array([ms_ssim_db(v) for v in r["ms-ssim-rgb"]])
+
+
+def bd_table(curves: dict[str, dict], anchor: str) -> str:
+    if anchor not in curves:
+        raise ValueError(f"anchor {anchor!r} is not among the curves ({', '.join(curves)})")
+    lines = [f"BD-rate against {curves[anchor]['name']} (negative: fewer bits at equal quality)", "",
+             "| codec | BD-rate PSNR-RGB | BD-rate MS-SSIM-RGB (dB) |", "| --- | ---: | ---: |"]
+    for key, data in curves.items():
+        vals = []
+        for metric in ("psnr", "ms-ssim"):
+            v = bd_rate(*_curve(curves[anchor], metric), *_curve(data, metric))
+            vals.append("n/a" if math.isnan(v) else f"{v:+.1f}%")
+        lines.append(f"| {data['name']} | {vals[0]} | {vals[1]} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_curves(curves: dict[str, dict], out: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    for metric, ylabel, fname in (("psnr", "PSNR-RGB (dB)", "rd-psnr.png"),
+                                  ("ms-ssim", "MS-SSIM-RGB (dB)", "rd-msssim.png")):
+        fig, ax = plt.subplots(figsize=(7, 5), dpi=110)
+        for key, data in curves.items():
+            bpp, q = _curve(data, metric)
+            style = "--" if key.startswith("ref:") else "-"
+            ax.plot(bpp, q, style, marker="o", markersize=3, label=data["name"])
+        ax.set_xlabel("bits per pixel (from file sizes)")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        ax.legend()
+        ax.set_xlim(0, 2.1)
+        fig.tight_layout()
+        fig.savefig(out / fname)
+        plt.close(fig)
