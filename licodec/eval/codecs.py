@@ -188,7 +188,10 @@ class Licodec(Codec):
     def settings(self):
         if self.paths:
             return list(self.paths)
+        from ..errors import ModelError
         from ..zoo.registry import available_qualities
+        if not available_qualities():
+            raise ModelError("no shipped licodec models are installed; evaluate weights with licodec:PATH")
         return available_qualities()
 
     def _art(self, setting):

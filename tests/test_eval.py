@@ -1,0 +1,87 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from pytorch_msssim import ms_ssim as reference_ms_ssim
+
+from licodec.cli import main
+from licodec.eval.bdrate import bd_rate
+from licodec.eval.metrics import ms_ssim, psnr
+
+from .conftest import smooth_image
+
+
+def test_metrics_agree_with_references(rng):
+    a = smooth_image(200, 240, seed=1)
+    b = np.clip(a.astype(int) + rng.integers(-9, 10, a.shape), 0, 255).astype(np.uint8)
+    mse = np.mean((a.astype(float) - b) ** 2)
+    assert psnr(a, b) == pytest.approx(10 * np.log10(255**2 / mse), abs=1e-9)
+    assert psnr(a, a) == float("inf")
+    t = lambda x: torch.from_numpy(x).permute(2, 0, 1)[None].double()
+    ref = float(reference_ms_ssim(t(a), t(b), data_range=255.0))
+    assert ms_ssim(a, b) == pytest.approx(ref, abs=1e-5)
+    assert ms_ssim(a, a) == pytest.approx(1.0, abs=1e-6)
+    small = smooth_image(20, 30)  # padded internally up to the 161-pixel minimum
+    assert 0 < ms_ssim(small, small[::-1].copy()) < 1
+
+
+def test_bd_rate_of_known_curves():
+    bpp = np.array([0.2, 0.4, 0.8, 1.6])
+    q = np.array([28.0, 31.0, 34.0, 37.0])
+    assert bd_rate(bpp, q, bpp, q) == pytest.approx(0.0, abs=1e-9)
+    assert bd_rate(bpp, q, bpp * 0.8, q) == pytest.approx(-20.0, abs=1e-6)  # 20% fewer bits
+    assert bd_rate(bpp, q, bpp * 1.25, q) == pytest.approx(25.0, abs=1e-6)
+    assert np.isnan(bd_rate(bpp, q, bpp, q + 100))  # no overlap
+
+
+def test_eval_end_to_end_on_two_images(tmp_path, tiny_model_path):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    Image.fromarray(smooth_image(48, 64, seed=1)).save(folder / "a.png")
+    Image.fromarray(smooth_image(40, 56, seed=2)).save(folder / "b.png")
+    out = tmp_path / "res"
+    code = main(["eval", str(folder), "--codecs", f"jpeg;licodec:{tiny_model_path}", "--out", str(out),
+                 "--no-progress", "--jobs", "2"])
+    assert code == 0
+    jpeg = json.loads((out / "jpeg.json").read_text())
+    assert jpeg["name"] == "JPEG" and "libjpeg" in jpeg["description"]
+    r = jpeg["results"]
+    assert len(r["bpp"]) == len(r["psnr-rgb"]) == len(r["ms-ssim-rgb"]) == len(jpeg["settings"]) == 13
+    assert all(np.diff(r["bpp"]) > 0) and r["psnr-rgb"][-1] > r["psnr-rgb"][0]
+    rows = (out / "jpeg-per-image.csv").read_text().splitlines()
+    assert len(rows) == 1 + 13 * 2
+    lic = json.loads((out / "licodec.json").read_text())
+    # bpp in the JSON is the mean of real file sizes
+    sizes = [int(line.split(",")[5]) for line in (out / "licodec-per-image.csv").read_text().splitlines()[1:]]
+    assert lic["results"]["bpp"][0] == pytest.approx(np.mean([8 * sizes[0] / (64 * 48), 8 * sizes[1] / (56 * 40)]))
+    table = (out / "bd-rate.md").read_text()
+    assert "| JPEG | +0.0% | +0.0% |" in table
+    assert (out / "rd-psnr.png").stat().st_size > 1000 and (out / "rd-msssim.png").exists()
+    # a published curve can be added: a curve against itself is zero
+    out2 = tmp_path / "res2"
+    assert main(["eval", str(folder), "--codecs", "jpeg", "--out", str(out2), "--no-progress",
+                 "--reference", str(out / "jpeg.json"), "--anchor", "jpeg"]) == 0
+    assert (out2 / "bd-rate.md").read_text().count("+0.0% | +0.0%") == 2
+
+
+def test_compare_writes_a_labelled_mosaic(tmp_path, tiny_model_path):
+    src = tmp_path / "x.png"
+    Image.fromarray(smooth_image(64, 80, seed=4)).save(src)
+    out = tmp_path / "cmp"
+    assert main(["compare", str(src), "--bpp", "1.0", "--codecs", f"jpeg;licodec:{tiny_model_path}",
+                 "--out", str(out)]) == 0
+    data = json.loads((out / "compare.json").read_text())
+    assert [r["codec"] for r in data["results"]] == ["JPEG", "licodec (custom)"]
+    jpeg = data["results"][0]
+    assert abs(jpeg["bpp"] - 1.0) < 0.3
+    mosaic = Image.open(out / "mosaic.png")
+    assert mosaic.width >= 3 * 384
+
+
+def test_eval_errors_are_clear(tmp_path, capsys):
+    assert main(["eval", str(tmp_path / "none"), "--codecs", "jpeg", "--out", str(tmp_path / "o")]) == 3
+    assert "not a folder" in capsys.readouterr().err
+    assert main(["eval", str(tmp_path), "--codecs", "gif", "--out", str(tmp_path / "o")]) == 3
+    assert "unknown codec" in capsys.readouterr().err
