@@ -15,9 +15,17 @@ from PIL import Image
 from . import bitstream, coding
 from .errors import BitstreamError, ModelError
 from .imageio import to_array
-from .ops import pad_amounts
+from .ops import pad_amounts, tiled_apply
 from .zoo import Artifact, resolve_model
 from .zoo.registry import SHIPPED, find_by_digest
+
+
+# Transforms run on tiles of TILE x TILE latent positions (1024 x 1024 pixels for a
+# downsampling factor of 16) plus MARGIN positions on each side, wider than the
+# receptive fields of g_a and g_s (about 2 and 3 positions for bls2017): memory stays
+# bounded by the tile, and tiled output equals whole-image output up to float rounding.
+TILE = 64
+MARGIN = 6
 
 
 def _quality_of(art: Artifact) -> int:
@@ -45,8 +53,12 @@ def encode_array(arr: np.ndarray, art: Artifact) -> bytes:
     pad_h, pad_w = pad_amounts(height, width, art.model.downsampling_factor)
     if pad_h or pad_w:
         x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
+    f = art.model.downsampling_factor
+    m, h, w = latent_shape(art, height, width)
+    symbols = torch.empty((1, m, h, w), dtype=torch.int32)
     with torch.inference_mode():
-        symbols = art.model.analyse(x)[0]
+        tiled_apply(art.model.analyse, x, symbols, f, 1, TILE, MARGIN)
+    symbols = symbols[0]
     payload = coding.encode(symbols.reshape(symbols.shape[0], -1).numpy(), art.tables)
     return bitstream.write(header, payload)
 
@@ -86,10 +98,16 @@ def decode_array(data: bytes, model=None) -> np.ndarray:
         raise BitstreamError("table precision in the file does not match the model's tables")
     m, h, w = latent_shape(art, header.height, header.width)
     symbols = coding.decode(payload, art.tables, h * w)
+    f = art.model.downsampling_factor
+
+    def synthesise(y):
+        return art.model.synthesise(y).clamp_(0, 1).mul_(255).round_().to(torch.uint8)
+
+    image = torch.empty((1, 3, h * f, w * f), dtype=torch.uint8)
     with torch.inference_mode():
         y = torch.from_numpy(symbols).reshape(1, m, h, w)
-        x_hat = art.model.synthesise(y)[0, :, : header.height, : header.width]
-        out = x_hat.clamp(0, 1).mul(255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+        tiled_apply(synthesise, y, image, 1, f, TILE, MARGIN)
+    out = image[0, :, : header.height, : header.width].permute(1, 2, 0).numpy()
     if header.channels == 1:
         out = np.round(out.astype(np.float32).mean(axis=2)).astype(np.uint8)
     return np.ascontiguousarray(out)

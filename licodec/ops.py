@@ -66,3 +66,26 @@ def add_uniform_noise(y: Tensor) -> Tensor:
 def pad_amounts(height: int, width: int, multiple: int) -> tuple[int, int]:
     """Bottom and right padding that makes (height, width) multiples of ``multiple``."""
     return (-height) % multiple, (-width) % multiple
+
+
+def tiled_apply(fn, x: Tensor, out: Tensor, in_unit: int, out_unit: int, tile: int, margin: int) -> Tensor:
+    """Applies a convolutional ``fn`` to x tile by tile and writes the result into ``out``.
+
+    Tiles are laid on the grid of latent positions: one grid unit is ``in_unit`` samples
+    of x and ``out_unit`` samples of the output (16 and 1 for an analysis transform with
+    downsampling 16; 1 and 16 for the synthesis). Each tile of ``tile`` x ``tile`` units
+    is computed with ``margin`` extra units on every side (clipped at the borders) and
+    cropped back, so when the margin covers fn's receptive field the result equals
+    fn(x) up to float rounding: no seams, and memory bounded by the tile size.
+    """
+    height, width = x.shape[-2] // in_unit, x.shape[-1] // in_unit
+    for top in range(0, height, tile):
+        for left in range(0, width, tile):
+            bottom, right = min(height, top + tile), min(width, left + tile)
+            t0, l0 = max(0, top - margin), max(0, left - margin)
+            t1, l1 = min(height, bottom + margin), min(width, right + margin)
+            y = fn(x[..., t0 * in_unit: t1 * in_unit, l0 * in_unit: l1 * in_unit])
+            crop = y[..., (top - t0) * out_unit: (bottom - t0) * out_unit,
+                     (left - l0) * out_unit: (right - l0) * out_unit]
+            out[..., top * out_unit: bottom * out_unit, left * out_unit: right * out_unit] = crop
+    return out

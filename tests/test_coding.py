@@ -104,3 +104,13 @@ def test_tables_are_validated():
     with pytest.raises(ModelError, match=">= 1"):
         CodingTables(zero, good.lengths.copy(), good.offsets.copy(), 16)
     assert CodingTables.from_arrays(good.to_arrays()).digest() == good.digest()
+
+
+def test_payload_shorter_than_its_information_content_is_refused_before_decoding(rng):
+    tables = laplace_tables(4)
+    values = rng.integers(-3, 4, (4, 3000)).astype(np.int32)
+    payload = encode(values, tables)
+    from licodec.coding.range_coder import min_payload_bits
+    assert min_payload_bits(tables, 3000) <= 8 * len(payload)
+    with pytest.raises(BitstreamError, match="too short"):
+        decode(payload, tables, 3000 * 1000)

@@ -91,6 +91,16 @@ def encode(symbols: np.ndarray, tables: CodingTables) -> bytes:
     return encoder.get_compressed().astype("<u4").tobytes()
 
 
+def min_payload_bits(tables: CodingTables, count: int) -> float:
+    """A lower bound on the coded size of ``count`` symbols per channel, in bits.
+
+    No symbol can cost less than -log2 of its channel's most probable entry; the range
+    coder's own 24-bit models may round that probability up a little, hence the 0.9.
+    """
+    top = tables.freqs.max(axis=1).astype(np.float64) / float(1 << tables.precision)
+    return 0.9 * count * float(-np.log2(top).sum())
+
+
 def decode(data: bytes, tables: CodingTables, count: int) -> np.ndarray:
     """Inverse of :func:`encode`: int32 array of shape (C, count).
 
@@ -99,6 +109,9 @@ def decode(data: bytes, tables: CodingTables, count: int) -> np.ndarray:
     """
     if len(data) % 4:
         raise BitstreamError("entropy-coded payload is not a whole number of 32-bit words")
+    if 8 * len(data) + 64 < min_payload_bits(tables, count):
+        raise BitstreamError(f"payload of {len(data)} bytes is too short for the image size in the "
+                             "header (forged or corrupt header)")
     words = np.frombuffer(data, dtype="<u4").astype(np.uint32)
     out = np.empty((tables.channels, count), dtype=np.int32)
     try:
