@@ -1,0 +1,155 @@
+"""Fuzzing the decoder: every input ends in a LicodecError or a correct-shape image, fast.
+
+LICODEC_FUZZ_INPUTS (default 10000) inputs per run, seeded by LICODEC_FUZZ_SEED
+(default: today's date, printed) so a failure replays exactly. A failing input is
+written to tests/fuzz_regressions/ when LICODEC_FUZZ_SAVE=1; the files there are
+replayed on every run.
+"""
+from __future__ import annotations
+
+import datetime
+import hashlib
+import os
+import resource
+import struct
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from licodec.codec import decode_array, encode_array
+from licodec.errors import LicodecError, ModelError
+from licodec.zoo.artifact import load_artifact_bytes
+
+from .conftest import smooth_image
+
+REGRESSIONS = Path(__file__).parent / "fuzz_regressions"
+N_INPUTS = int(os.environ.get("LICODEC_FUZZ_INPUTS", "10000"))
+SEED = int(os.environ.get("LICODEC_FUZZ_SEED", datetime.date.today().strftime("%Y%m%d")))
+TIME_LIMIT_S = 5.0  # per input
+MEMORY_LIMIT_BYTES = 3 << 30  # peak resident memory of the whole test process
+NAME_AT = 8  # offset of the model name in the header (docs/FORMAT.md)
+
+INTERESTING_U32 = [0, 1, 2, 15, 16, 17, 255, 256, 4095, 65535, 65536, 65537, 1 << 24, (1 << 31) - 1,
+                   1 << 31, (1 << 32) - 1]
+
+
+def fix_crc(data: bytes) -> bytes:
+    if len(data) < 4:
+        return data
+    return data[:-4] + struct.pack(">I", zlib.crc32(data[:-4]))
+
+
+def mutate(rng: np.random.Generator, corpus: list[bytes]) -> bytes:
+    data = bytearray(corpus[rng.integers(len(corpus))])
+    kind = rng.integers(7)
+    if kind == 0:  # truncation
+        data = data[: rng.integers(len(data))]
+    elif kind == 1:  # bit flips
+        for _ in range(rng.integers(1, 9)):
+            i = rng.integers(len(data))
+            data[i] ^= 1 << int(rng.integers(8))
+    elif kind == 2:  # insertion
+        i = rng.integers(len(data) + 1)
+        data[i:i] = rng.integers(0, 256, rng.integers(1, 17), dtype=np.uint8).tobytes()
+    elif kind == 3:  # deletion
+        i = rng.integers(len(data))
+        del data[i: i + rng.integers(1, 17)]
+    elif kind == 4:  # forged header field
+        name_len = data[7]
+        fixed = NAME_AT + name_len + 16  # width, height, channels, depth, coder, precision, quality
+        field = rng.integers(9)
+        if field in (0, 1):
+            struct.pack_into(">I", data, fixed + 4 * field, int(rng.choice(INTERESTING_U32)))
+        elif field == 2:
+            struct.pack_into(">I", data, fixed + 17, int(rng.choice(INTERESTING_U32)))  # payload length
+        elif field == 3:
+            data[4] = int(rng.integers(256))  # version
+        elif field == 4:
+            struct.pack_into(">H", data, 5, int(rng.integers(65536)))  # header length
+        elif field == 5:
+            data[7] = int(rng.integers(256))  # name length
+        elif field == 6:
+            data[NAME_AT + name_len + int(rng.integers(16))] ^= 0xFF  # model digest
+        else:
+            data[fixed + 8 + int(rng.integers(5))] = int(rng.integers(256))  # small fields
+    elif kind == 5:  # splice of two files
+        other = corpus[rng.integers(len(corpus))]
+        i = rng.integers(len(data))
+        data = data[:i] + other[rng.integers(len(other)):]
+    else:  # random bytes, sometimes behind the magic
+        data = bytearray(rng.integers(0, 256, rng.integers(0, 300), dtype=np.uint8).tobytes())
+        if rng.random() < 0.5:
+            data[:0] = b"\x89LIC\x01"
+    data = bytes(data)
+    return fix_crc(data) if rng.random() < 0.5 else data
+
+
+def check_one(data: bytes, art) -> str:
+    t0 = time.perf_counter()
+    try:
+        out = decode_array(data, art)
+    except LicodecError:
+        outcome = "error"
+    else:
+        assert out.dtype == np.uint8 and out.ndim in (2, 3)
+        outcome = "decoded"
+    assert time.perf_counter() - t0 < TIME_LIMIT_S
+    return outcome
+
+
+@pytest.fixture(scope="module")
+def corpus(tiny_artifact):
+    shapes = [(16, 16, 3), (33, 47, 3), (20, 20, 1), (1, 1, 3), (40, 3, 3), (70, 90, 3)]
+    return [encode_array(smooth_image(h, w, seed=i, channels=c), tiny_artifact)
+            for i, (h, w, c) in enumerate(shapes)]
+
+
+def test_fuzz_decoder(corpus, tiny_artifact):
+    print(f"fuzz seed {SEED}, {N_INPUTS} inputs")
+    rng = np.random.default_rng(SEED)
+    counts = {"error": 0, "decoded": 0}
+    for i in range(N_INPUTS):
+        data = mutate(rng, corpus)
+        try:
+            counts[check_one(data, tiny_artifact)] += 1
+        except BaseException:
+            if os.environ.get("LICODEC_FUZZ_SAVE") == "1":
+                REGRESSIONS.mkdir(exist_ok=True)
+                (REGRESSIONS / f"{hashlib.sha256(data).hexdigest()[:16]}.lic").write_bytes(data)
+            print(f"failing input #{i} of seed {SEED}: {data[:64].hex()}...")
+            raise
+    print(counts)
+    assert counts["error"] > N_INPUTS // 2  # most mutations must be caught
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 < MEMORY_LIMIT_BYTES
+
+
+def test_regression_fixtures_fail_cleanly(tiny_artifact):
+    for path in sorted(REGRESSIONS.glob("*.lic")):
+        check_one(path.read_bytes(), tiny_artifact)
+
+
+def test_fuzz_weights_loader(tiny_artifact_bytes):
+    rng = np.random.default_rng(SEED)
+    base = tiny_artifact_bytes
+    for _ in range(200):
+        data = bytearray(base)
+        kind = rng.integers(3)
+        if kind == 0:
+            data = data[: rng.integers(len(data))]
+        elif kind == 1:
+            for _ in range(rng.integers(1, 5)):
+                data[rng.integers(len(data))] ^= 1 << int(rng.integers(8))
+        else:
+            struct.pack_into("<Q", data, 0, int(rng.integers(1 << 62)))
+        if bytes(data) == base:
+            continue
+        try:
+            load_artifact_bytes(bytes(data))
+        except ModelError:
+            continue
+        # a flip inside JSON whitespace-free metadata can leave the file valid only if
+        # nothing hashed changed: then it must load to the same digest
+        assert load_artifact_bytes(bytes(data)).digest == load_artifact_bytes(base).digest
