@@ -81,7 +81,7 @@ def find_model(header: bitstream.Header, model=None) -> Artifact:
                              f"({header.model_digest.hex()[:12]}), not with the given weights "
                              f"({art.model_id}, {art.digest.hex()[:12]})")
         return art
-    art = find_by_digest(header.model_digest)
+    art = find_by_digest(header.model_digest, header.model_name)
     if art is None:
         raise ModelError(f"file needs model {header.model_name} ({header.model_digest.hex()[:12]}), "
                          "which is not installed here; give its weights with --model PATH")

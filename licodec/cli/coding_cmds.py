@@ -108,7 +108,7 @@ def run_info(args) -> int:
     header, payload = bitstream.read(data)
     art = None
     try:
-        art = find_by_digest(header.model_digest)
+        art = find_by_digest(header.model_digest, header.model_name)
     except LicodecError:
         pass
     pixels = header.width * header.height

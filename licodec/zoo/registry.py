@@ -52,9 +52,11 @@ def resolve_model(model: str | Path | Artifact | None = None, quality: int | Non
     return load_path(model)
 
 
-def find_by_digest(digest_prefix: bytes, extra: list[Artifact] = ()) -> Artifact | None:
-    """A shipped (or given) model whose digest starts with ``digest_prefix``."""
-    for art in extra:
+def find_by_digest(digest_prefix: bytes, name_hint: str | None = None) -> Artifact | None:
+    """The shipped model whose digest starts with ``digest_prefix``; ``name_hint`` (the
+    name a file records) is tried first, so that usually one model is loaded."""
+    if name_hint in SHIPPED.values() and shipped_path(name_hint).is_file():
+        art = load_path(shipped_path(name_hint))
         if art.digest.startswith(digest_prefix):
             return art
     for q in available_qualities():
