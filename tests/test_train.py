@@ -53,6 +53,13 @@ def test_train_cli_runs_validates_exports_and_resumes(tmp_path, image_folder):
     assert [int(r["step"]) for r in rows] == [20, 40]
     after = load_artifact(out / "model.safetensors").model.state_dict()
     assert any(not torch.equal(before[k], after[k]) for k in before)
+    # a checkpoint exports to a model file that the codec accepts, under the given name
+    exported = tmp_path / "q.safetensors"
+    assert main(["export", str(out / "checkpoint.pt"), str(exported), "--name", "mine-q1"]) == 0
+    art = load_artifact(exported)
+    assert art.model_id == "mine-q1" and art.info["steps"] == 40
+    assert main(["encode", str(image_folder / "a0.png"), str(tmp_path / "a.lic"), "--model", str(exported)]) == 0
+    assert main(["export", str(out / "log.csv"), str(tmp_path / "bad.safetensors"), "--name", "x"]) == 3
 
 
 def test_ms_ssim_metric_trains(tmp_path, image_folder):

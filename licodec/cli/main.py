@@ -11,7 +11,7 @@ import sys
 import traceback
 
 from ..errors import LicodecError
-from . import coding_cmds, demo_cmd, eval_cmds, train_cmd
+from . import coding_cmds, demo_cmd, eval_cmds, export_cmd, train_cmd
 
 EXIT_OK = 0
 EXIT_INTERNAL = 1
@@ -24,6 +24,7 @@ COMMANDS = {
     "info": (coding_cmds.add_info, coding_cmds.run_info, "show what a .lic file holds"),
     "demo": (demo_cmd.add_arguments, demo_cmd.run, "encode and decode the built-in sample photo"),
     "train": (train_cmd.add_arguments, train_cmd.run, "train a model on a folder of images"),
+    "export": (export_cmd.add_arguments, export_cmd.run, "turn a training checkpoint into a model file"),
     "eval": (eval_cmds.add_eval, eval_cmds.run_eval, "rate-distortion curves of codecs over a folder"),
     "compare": (eval_cmds.add_compare, eval_cmds.run_compare, "codecs side by side at one size"),
 }

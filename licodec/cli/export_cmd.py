@@ -1,0 +1,46 @@
+"""export: a training checkpoint (or artifact) -> a model file that encode/decode accept."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import ModelError
+
+
+def add_arguments(p):
+    p.add_argument("checkpoint", type=Path, help="checkpoint.pt of a training run, or a .safetensors model")
+    p.add_argument("output", type=Path, help="model file to write (.safetensors)")
+    p.add_argument("--name", required=True, help="model name recorded in files, e.g. bls2017-mse-q4")
+    p.add_argument("--force", "-f", action="store_true")
+
+
+def run(args) -> int:
+    import torch
+
+    from ..imageio import atomic_write
+    from ..models import build_model
+    from ..zoo.artifact import load_artifact, load_artifact_bytes, save_artifact
+    from ..bitstream.format import _NAME_RE
+    if not _NAME_RE.match(args.name):
+        raise ModelError(f"invalid model name {args.name!r} (letters, digits, . _ -, at most 64)")
+    if args.checkpoint.suffix == ".safetensors":
+        art = load_artifact(args.checkpoint)
+        model, info = art.model, dict(art.info)
+    else:
+        try:
+            ckpt = torch.load(args.checkpoint, map_location="cpu", weights_only=True)
+            cfg = ckpt["config"]
+            model = build_model(cfg["model"], cfg.get("N"), cfg.get("M"))
+            model.load_state_dict(ckpt["model"])
+        except FileNotFoundError:
+            raise ModelError(f"{args.checkpoint}: no such checkpoint") from None
+        except Exception as exc:
+            raise ModelError(f"{args.checkpoint}: not a licodec training checkpoint ({exc})") from None
+        info = {"lmbda": cfg["lmbda"], "metric": cfg["metric"], "steps": int(ckpt["step"]),
+                "wall_s": round(float(ckpt["wall_s"]), 1), "architecture": cfg["model"]}
+    info["name"] = args.name
+    data = save_artifact(model, info)
+    art = load_artifact_bytes(data)
+    atomic_write(args.output, data, force=args.force)
+    print(f"{args.output}: {len(data)} bytes, {art.model_id}, sha256 {art.digest.hex()[:16]}..., "
+          f"steps {info.get('steps')}")
+    return 0
