@@ -14,6 +14,7 @@ import time
 import torch
 
 from licodec.models import build_model
+from licodec.train.step import train_step
 
 
 def measure(arch: str, bf16: bool, channels_last: bool, compile_: bool, steps: int, batch: int, crop: int):
@@ -28,16 +29,7 @@ def measure(arch: str, bf16: bool, channels_last: bool, compile_: bool, steps: i
     fwd = torch.compile(model) if compile_ else model
 
     def step():
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            out = fwd(x, training=True)
-        loss = -torch.log2(out.likelihoods).sum() / (batch * crop * crop) \
-            + 0.013 * 255**2 * torch.mean((out.x_hat.float() - x) ** 2)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        aux.zero_grad()
-        model.aux_loss().backward()
-        aux.step()
+        train_step(model, x, 0.013, opt, aux, bf16=bf16, forward=fwd)
 
     t0 = time.perf_counter()
     step()

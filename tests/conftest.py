@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from licodec.models import build_model
+from licodec.train.step import train_step
 from licodec.zoo.artifact import load_artifact_bytes, save_artifact
 
 
@@ -34,15 +35,7 @@ def train_tiny(steps: int = 30, seed: int = 0, N: int = 8):
     x = torch.from_numpy(np.stack([smooth_image(64, 64, seed=s) for s in range(4)]))
     x = x.permute(0, 3, 1, 2).float() / 255
     for _ in range(steps):
-        out = model(x, training=True)
-        loss = -torch.log2(out.likelihoods).sum() / (4 * 64 * 64) \
-            + 0.01 * 255**2 * torch.mean((out.x_hat - x) ** 2)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        aux.zero_grad()
-        model.aux_loss().backward()
-        aux.step()
+        train_step(model, x, 0.01, opt, aux)
     return model
 
 

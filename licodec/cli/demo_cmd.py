@@ -26,6 +26,7 @@ def quick_model(image: np.ndarray, steps: int = 300, log=print):
     import torch
 
     from ..models import build_model
+    from ..train.step import train_step
     from ..zoo.artifact import load_artifact_bytes, save_artifact
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
@@ -39,16 +40,7 @@ def quick_model(image: np.ndarray, steps: int = 300, log=print):
         lefts = rng.integers(0, img.shape[1] - crop + 1, 8)
         x = torch.from_numpy(np.stack([img[t:t + crop, l:l + crop] for t, l in zip(tops, lefts)]))
         x = x.permute(0, 3, 1, 2).float() / 255
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            out = model(x, training=True)
-        loss = -torch.log2(out.likelihoods).sum() / x[:, 0].numel() \
-            + 0.01 * 255**2 * torch.mean((out.x_hat.float() - x) ** 2)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        aux.zero_grad()
-        model.aux_loss().backward()
-        aux.step()
+        train_step(model, x, 0.01, opt, aux, bf16=True)
     return load_artifact_bytes(save_artifact(model, {"name": "demo-on-the-fly"}))
 
 

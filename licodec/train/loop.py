@@ -1,11 +1,4 @@
-"""The training loop: rate + lambda * distortion, resumable, CPU-first.
-
-    loss = bpp + lmbda * 255**2 * MSE          (--metric mse, MSE on [0, 1] images)
-    loss = bpp + lmbda * (1 - MS-SSIM)         (--metric ms-ssim)
-
-bpp is -sum(log2 likelihoods) / pixels of the noisy latents. The entropy model's tail
-quantiles have their own optimiser and loss (aux_loss).
-"""
+"""The training loop (loss in train/step.py): resumable, CPU-first, DDP-capable."""
 from __future__ import annotations
 
 import csv
@@ -23,6 +16,7 @@ from ..errors import LicodecError
 from ..imageio import atomic_write
 from ..models import build_model
 from .data import CropDataset
+from .step import train_step
 
 CHECKPOINT_NAME = "checkpoint.pt"
 LOG_NAME = "log.csv"
@@ -64,15 +58,6 @@ class TrainConfig:
 def lr_at(cfg: TrainConfig, step: int) -> float:
     warm = min(1.0, (step + 1) / max(1, cfg.warmup))
     return cfg.lr * warm * (0.1 if step >= cfg.decay_at * cfg.steps else 1.0)
-
-
-def distortion(metric: str, x_hat: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(distortion term, mse) of float32 images in [0, 1]."""
-    mse = torch.mean((x_hat - x) ** 2)
-    if metric == "mse":
-        return 255.0**2 * mse, mse
-    from pytorch_msssim import ms_ssim
-    return 1.0 - ms_ssim(x_hat.clamp(0, 1), x, data_range=1.0), mse
 
 
 class _Distributed:
@@ -209,7 +194,11 @@ def train(cfg: TrainConfig, log=print) -> Path:
         from tqdm import tqdm
         bar = tqdm(total=cfg.steps, initial=start_step, unit="step", dynamic_ncols=True)
 
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16)
+    def average_aux_grads():  # DDP leaves the aux parameters alone (see above)
+        for p in model.aux_parameters():
+            dist.all_reduce(p.grad)
+            p.grad /= ddp.world
+
     t_start = time.time()
     last_ckpt = time.time()
     acc = {"loss": 0.0, "bpp": 0.0, "mse": 0.0, "aux": 0.0, "n": 0, "t": time.time()}
@@ -223,26 +212,11 @@ def train(cfg: TrainConfig, log=print) -> Path:
         x = batch.permute(0, 3, 1, 2).float().div_(255.0)
         if cfg.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        with autocast:
-            out_ = fwd(x, training=True)
-        x_hat = out_.x_hat.float()
+
+        r = train_step(model, x, cfg.lmbda, opt, aux_opt, metric=cfg.metric, bf16=cfg.bf16, clip=cfg.clip,
+                       forward=fwd, before_aux_step=average_aux_grads if ddp.enabled else None)
+        loss, bpp, mse, aux = r.loss, r.bpp, r.mse, r.aux
         num_pixels = x.shape[0] * x.shape[2] * x.shape[3]
-        bpp = -torch.log2(out_.likelihoods).sum() / num_pixels
-        dist_term, mse = distortion(cfg.metric, x_hat, x)
-        loss = bpp + cfg.lmbda * dist_term
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if cfg.clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.main_parameters(), cfg.clip)
-        opt.step()
-        aux = model.aux_loss()
-        aux_opt.zero_grad(set_to_none=True)
-        aux.backward()
-        if ddp.enabled:
-            for p in model.aux_parameters():
-                dist.all_reduce(p.grad)
-                p.grad /= ddp.world
-        aux_opt.step()
         if not math.isfinite(loss.item()):
             raise FloatingPointError(f"loss is {float(loss)} at step {step}; lower --lr")
 
