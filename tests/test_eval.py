@@ -85,3 +85,17 @@ def test_eval_errors_are_clear(tmp_path, capsys):
     assert "not a folder" in capsys.readouterr().err
     assert main(["eval", str(tmp_path), "--codecs", "gif", "--out", str(tmp_path / "o")]) == 3
     assert "unknown codec" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["jpeg", "jpeg2000", "webp", "avif", "jpegxl"])
+def test_classical_codecs_round_trip_and_rise_in_rate(name):
+    from licodec.eval.codecs import make_codec
+    codec = make_codec(name)
+    img = smooth_image(48, 64, seed=7)
+    lo, hi = codec.settings()[1], codec.settings()[-2]
+    small, large = codec.encode(img, lo), codec.encode(img, hi)
+    assert len(small) < len(large)
+    rec = codec.decode(large)
+    assert rec.shape == img.shape and rec.dtype == np.uint8
+    assert psnr(img, rec) > psnr(img, codec.decode(small))
+    assert codec.describe()["library"]

@@ -40,6 +40,15 @@ class Codec(ABC):
         """Library, version and fixed settings, recorded in the results."""
 
 
+def _imagecodecs():
+    try:
+        imagecodecs = _imagecodecs()
+    except ImportError:
+        from ..errors import LicodecError
+        raise LicodecError("AVIF and JPEG XL need imagecodecs: pip install 'licodec[eval]'") from None
+    return imagecodecs
+
+
 def _pil_save(img: np.ndarray, fmt: str, **kw) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(img).save(buf, format=fmt, **kw)
@@ -136,16 +145,16 @@ class AVIF(Codec):
         return list(range(0, 101, 2))
 
     def encode(self, img, q):
-        import imagecodecs
+        imagecodecs = _imagecodecs()
         return imagecodecs.avif_encode(img, level=int(q), speed=self.speed, pixelformat=self.pixelformat,
                                        numthreads=1)
 
     def decode(self, data):
-        import imagecodecs
+        imagecodecs = _imagecodecs()
         return np.asarray(imagecodecs.avif_decode(data))[:, :, :3]
 
     def describe(self):
-        import imagecodecs
+        imagecodecs = _imagecodecs()
         return {"library": f"imagecodecs {imagecodecs.__version__}, libavif {imagecodecs.avif_version()}",
                 "settings": f"quality sweep, encoder speed {self.speed}, "
                             f"{self.pixelformat.upper()} (no chroma subsampling), 8 bits"}
@@ -162,15 +171,15 @@ class JPEGXL(Codec):
         return list(np.geomspace(25.0, 0.2, 80))
 
     def encode(self, img, distance):
-        import imagecodecs
+        imagecodecs = _imagecodecs()
         return imagecodecs.jpegxl_encode(img, distance=float(distance), effort=self.effort, numthreads=1)
 
     def decode(self, data):
-        import imagecodecs
+        imagecodecs = _imagecodecs()
         return np.asarray(imagecodecs.jpegxl_decode(data))[:, :, :3]
 
     def describe(self):
-        import imagecodecs
+        imagecodecs = _imagecodecs()
         return {"library": f"imagecodecs {imagecodecs.__version__}, libjxl {imagecodecs.jpegxl_version()}",
                 "settings": f"Butteraugli distance sweep, effort {self.effort}"}
 
