@@ -124,3 +124,16 @@ def test_tiled_transforms_match_whole_image_transforms(tiny_artifact):
         # a margin below the receptive field would show seams: the check above can fail
         x_seams = tiled_apply(model.synthesise, symbols, torch.empty_like(x_hat), 1, 16, tile=3, margin=0)
         assert (x_seams - x_hat).abs().max() > 1e-3
+
+
+def test_default_quality_falls_back_to_the_nearest_installed_model(tmp_path, monkeypatch, tiny_artifact_bytes):
+    from licodec.zoo import registry
+    monkeypatch.setattr(registry, "WEIGHTS_DIR", tmp_path)
+    with pytest.raises(ModelError, match="no shipped models"):
+        registry.resolve_model()
+    (tmp_path / "bls2017-mse-q7.safetensors").write_bytes(tiny_artifact_bytes)
+    (tmp_path / "bls2017-mse-q2.safetensors").write_bytes(tiny_artifact_bytes)
+    assert registry.available_qualities() == [2, 7]
+    assert registry.resolve_model().digest == registry.resolve_model(quality=7).digest
+    with pytest.raises(ModelError, match="installed qualities: 2, 7"):
+        registry.resolve_model(quality=3)

@@ -43,7 +43,7 @@ def add_encode(p):
     p.add_argument("output", type=Path, nargs="?", help="output .lic file (default: INPUT.lic)")
     p.add_argument("--model", help="shipped model name or path to exported weights (.safetensors)")
     p.add_argument("--quality", "-q", type=int, choices=range(1, 9), metavar="1..8",
-                   help="shipped rate point, 1 = smallest files (default 4)")
+                   help="shipped rate point, 1 = smallest files (default 5, or the installed one nearest to it)")
     p.add_argument("--convert", action="store_true",
                    help="accept images that lose something: drop alpha, reduce 16-bit to 8-bit, CMYK to RGB")
     p.add_argument("--force", "-f", action="store_true", help="overwrite an existing output file")

@@ -10,7 +10,7 @@ from .artifact import Artifact, load_artifact
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 # Quality q (1 = smallest files) -> shipped model name.
 SHIPPED = {q: f"bls2017-mse-q{q}" for q in range(1, 9)}
-DEFAULT_QUALITY = 4
+DEFAULT_QUALITY = 5
 
 
 def shipped_path(name: str) -> Path:
@@ -38,14 +38,18 @@ def resolve_model(model: str | Path | Artifact | None = None, quality: int | Non
     if isinstance(model, Artifact):
         return model
     if model is None:
-        q = DEFAULT_QUALITY if quality is None else quality
-        if q not in SHIPPED:
-            raise ModelError(f"quality must be 1..{len(SHIPPED)}, got {q}")
-        path = shipped_path(SHIPPED[q])
+        have = available_qualities()
+        if quality is None:  # the default, or the installed quality nearest to it
+            if not have:
+                raise ModelError("no shipped models are installed; give --model PATH")
+            quality = min(have, key=lambda q: (abs(q - DEFAULT_QUALITY), q))
+        if quality not in SHIPPED:
+            raise ModelError(f"quality must be 1..{len(SHIPPED)}, got {quality}")
+        path = shipped_path(SHIPPED[quality])
         if not path.is_file():
-            have = available_qualities()
-            raise ModelError(f"shipped model for quality {q} is not installed "
-                             f"(installed qualities: {have or 'none'}); give --model PATH")
+            raise ModelError(f"shipped model for quality {quality} is not installed "
+                             f"(installed qualities: {', '.join(map(str, have)) or 'none'}); "
+                             "give --model PATH")
         return load_path(path)
     if str(model) in SHIPPED.values():
         return load_path(shipped_path(str(model)))
