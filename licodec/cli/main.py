@@ -65,6 +65,9 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(args, exc, EXIT_BAD_INPUT)
     except (FileExistsError, FileNotFoundError, IsADirectoryError, PermissionError) as exc:
         return _fail(args, exc, EXIT_BAD_INPUT)
+    except MemoryError:
+        print("licodec: not enough memory for this image", file=sys.stderr)
+        return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("licodec: interrupted", file=sys.stderr)
         return 130
@@ -75,11 +78,11 @@ def main(argv: list[str] | None = None) -> int:
 def _fail(args, exc: BaseException, code: int, internal: bool = False) -> int:
     if getattr(args, "debug", False):
         traceback.print_exc()
-    msg = str(exc) if not isinstance(exc, OSError) or not exc.filename else \
-        f"{exc.filename}: {exc.strerror or exc}"
-    if isinstance(exc, (FileExistsError,)) and exc.args and isinstance(exc.args[0], str):
-        msg = exc.args[0]
-    prefix = "internal error: " if internal else ""
-    hint = " (run with --debug for details)" if internal else ""
-    print(f"licodec: {prefix}{type(exc).__name__ + ': ' if internal else ''}{msg}{hint}", file=sys.stderr)
+    if isinstance(exc, OSError) and exc.filename:  # raised by the OS: name the file
+        msg = f"{exc.filename}: {exc.strerror or exc}"
+    else:
+        msg = str(exc)
+    if internal:
+        msg = f"internal error: {type(exc).__name__}: {msg} (run with --debug for details)"
+    print(f"licodec: {msg}", file=sys.stderr)
     return code
