@@ -29,3 +29,16 @@ def test_tampered_truncated_or_foreign_weights_are_refused(tmp_path, tiny_artifa
         load_artifact_bytes(save({"w": np.zeros(3, np.float32)}))
     with pytest.raises(ModelError, match="corrupt header"):  # a pickle is never unpickled
         load_artifact_bytes(b"\x80\x04pickle" + bytes(64))
+
+
+def test_saving_leaves_the_callers_model_untouched():
+    from licodec.zoo.artifact import save_artifact
+    from .conftest import train_tiny
+    model = train_tiny(steps=2)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    art = load_artifact_bytes(save_artifact(model, {"name": "x"}))
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    # the artifact holds the fp16-rounded weights
+    w = art.model.state_dict()["g_a.0.weight"]
+    assert torch.equal(w, before["g_a.0.weight"].half().float())

@@ -6,6 +6,7 @@ and refuses a file whose digest does not match what it claims (tampering, trunca
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -68,8 +69,11 @@ def export_arrays(model: CompressionModel, precision: int = CDF_PRECISION) -> tu
 
 def save_artifact(model: CompressionModel, info: dict | None = None,
                   precision: int = CDF_PRECISION) -> bytes:
-    """The bytes of an exported model (write them with imageio.atomic_write)."""
-    model = model.cpu().eval()
+    """The bytes of an exported model (write them with imageio.atomic_write).
+
+    Works on a copy: the caller's model keeps its float32 weights and quantiles.
+    """
+    model = copy.deepcopy(model).cpu().eval()
     arrays, _ = export_arrays(model, precision)
     config = model.config.to_dict()
     meta = {"format": FORMAT_NAME, "version": str(FORMAT_VERSION),
