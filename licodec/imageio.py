@@ -8,30 +8,38 @@ from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps
 
+from .bitstream.format import MAX_PIXELS
 from .errors import ImageError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pnm"}
-# Largest image accepted for coding, in pixels (about 8 times a 24-megapixel photo);
-# also PIL's decompression-bomb limit while reading.
-MAX_PIXELS = 1 << 28
+# The container's limit (2**28 pixels) is checked from an image file's header before
+# its pixels are decoded.
 
 
 def _open(path: str | Path) -> Image.Image:
-    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+    """Opens an image, refusing oversized ones from their header, before decoding pixels."""
     try:
-        img = Image.open(path)
-        img.load()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(path)
+            width, height = img.size
+            if width * height > MAX_PIXELS:
+                raise ImageError(f"{path}: {width}x{height} is larger than {MAX_PIXELS} pixels")
+            img.load()
     except FileNotFoundError:
         raise ImageError(f"{path}: no such file") from None
     except IsADirectoryError:
         raise ImageError(f"{path}: is a folder, not an image") from None
     except Image.DecompressionBombError:
-        raise ImageError(f"{path}: image larger than {MAX_PIXELS} pixels") from None
+        raise ImageError(f"{path}: image too large to decode safely") from None
+    except ImageError:
+        raise
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageError(f"{path}: not a readable image ({exc})") from None
     try:

@@ -93,3 +93,19 @@ def test_corrupt_and_truncated_images(tmp_path, tiny_model_path, capsys):
         code, _ = roundtrip(tmp_path, tiny_model_path, tmp_path / name)
         err = capsys.readouterr().err
         assert code == 3 and "not a readable image" in err and "Traceback" not in err, name
+
+
+def test_a_forged_huge_png_header_is_refused_before_decoding(tmp_path, tiny_model_path, capsys):
+    import struct
+    import zlib
+
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    ihdr = struct.pack(">IIBBBBB", 100000, 100000, 8, 2, 0, 0, 0)
+    src = tmp_path / "bomb.png"
+    src.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+                    + chunk(b"IEND", b""))
+    code, _ = roundtrip(tmp_path, tiny_model_path, src)
+    err = capsys.readouterr().err
+    assert code == 3 and ("larger than" in err or "too large" in err)
