@@ -148,6 +148,9 @@ def atomic_write(path: str | Path, data: bytes, force: bool = False) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; outputs follow the umask like any file
         if not force and path.exists():
             raise FileExistsError(f"{path} exists; use --force to overwrite it")
         os.replace(tmp, path)
