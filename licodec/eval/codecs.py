@@ -42,7 +42,7 @@ class Codec(ABC):
 
 def _imagecodecs():
     try:
-        imagecodecs = _imagecodecs()
+        import imagecodecs
     except ImportError:
         from ..errors import LicodecError
         raise LicodecError("AVIF and JPEG XL need imagecodecs: pip install 'licodec[eval]'") from None
