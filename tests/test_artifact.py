@@ -42,3 +42,12 @@ def test_saving_leaves_the_callers_model_untouched():
     # the artifact holds the fp16-rounded weights
     w = art.model.state_dict()["g_a.0.weight"]
     assert torch.equal(w, before["g_a.0.weight"].half().float())
+
+
+def test_a_channels_last_model_exports_and_loads():
+    from licodec.zoo.artifact import save_artifact
+    from .conftest import train_tiny
+    model = train_tiny(steps=1).to(memory_format=torch.channels_last)
+    art = load_artifact_bytes(save_artifact(model, {"name": "cl"}))
+    torch.testing.assert_close(art.model.state_dict()["g_s.1.weight"],
+                               model.state_dict()["g_s.1.weight"].half().float())

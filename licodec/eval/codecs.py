@@ -226,7 +226,6 @@ class Licodec(Codec):
 
     def describe(self):
         from .. import __version__
-        import constriction  # noqa: F401
         models = [self._art(s).model_id for s in self.settings()]
         return {"library": f"licodec {__version__}", "settings": f"models {', '.join(models)}"}
 

@@ -13,6 +13,7 @@ import torch
 import torch.distributed as dist
 
 from ..errors import LicodecError
+from ..eval.metrics import MS_SSIM_MIN_SIDE
 from ..imageio import atomic_write
 from ..models import build_model
 from .data import CropDataset
@@ -87,14 +88,10 @@ def validate(model, folder: str, limit: int) -> dict:
     """Mean bpp (real bytes), PSNR and MS-SSIM over the first ``limit`` images of folder."""
     from ..codec import decode_array, encode_array
     from ..eval.metrics import ms_ssim, psnr
-    from ..imageio import load_rgb
+    from ..imageio import list_images, load_rgb
     from ..zoo.artifact import load_artifact_bytes, save_artifact
-    from ..imageio import list_images
 
-    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    probe = build_model(model.config.architecture, model.config.N, model.config.M)
-    probe.load_state_dict({k: v.float().cpu() for k, v in state.items()})
-    art = load_artifact_bytes(save_artifact(probe, {"name": "validation"}))
+    art = load_artifact_bytes(save_artifact(model, {"name": "validation"}))  # a CPU copy
     bpps, psnrs, msssims = [], [], []
     for path in list_images(folder)[:limit]:
         img = load_rgb(path)
@@ -107,17 +104,13 @@ def validate(model, folder: str, limit: int) -> dict:
             "valid_ms_ssim": float(np.mean(msssims))}
 
 
-# pytorch-msssim's five scales with an 11-tap window need sides above 160 pixels.
-MS_SSIM_MIN_CROP = 161
-
-
 def check_config(cfg: TrainConfig) -> None:
     if cfg.lmbda <= 0:
         raise LicodecError(f"--lmbda must be positive, got {cfg.lmbda}")
     if cfg.metric not in ("mse", "ms-ssim"):
         raise LicodecError(f"unknown metric {cfg.metric!r}")
-    if cfg.metric == "ms-ssim" and cfg.crop < MS_SSIM_MIN_CROP:
-        raise LicodecError(f"--metric ms-ssim needs --crop >= {MS_SSIM_MIN_CROP}")
+    if cfg.metric == "ms-ssim" and cfg.crop < MS_SSIM_MIN_SIDE:
+        raise LicodecError(f"--metric ms-ssim needs --crop >= {MS_SSIM_MIN_SIDE}")
     if cfg.crop < 16 or cfg.crop % 16:
         raise LicodecError(f"--crop must be a multiple of 16, got {cfg.crop}")
     if cfg.batch < 1 or cfg.steps < 1 or cfg.lr <= 0:

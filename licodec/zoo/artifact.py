@@ -59,7 +59,8 @@ def export_arrays(model: CompressionModel, precision: int = CDF_PRECISION) -> tu
     whatever state the auxiliary optimiser reached.
     """
     model.entropy_bottleneck.update_quantiles()
-    state = {k: v.detach().float().cpu().to(torch.float16) for k, v in model.state_dict().items()}
+    # contiguous: a channels_last model's tensors are strided, and safetensors stores raw memory
+    state = {k: v.detach().float().cpu().to(torch.float16).contiguous() for k, v in model.state_dict().items()}
     model.load_state_dict({k: v.float() for k, v in state.items()})
     tables = model.entropy_bottleneck.build_tables(precision)
     arrays = {k: v.numpy() for k, v in state.items()}
