@@ -1,10 +1,12 @@
 """demo: encode and decode the built-in sample photo with every installed model."""
 from __future__ import annotations
 
+import io
 import time
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from ..imageio import atomic_write, load_image
 
@@ -72,8 +74,6 @@ def run(args) -> int:
         print(f"{label:>10} {len(data):>8} {8 * len(data) / (w * h):>7.4f} {psnr(img, rec):>7.2f} "
               f"{ms_ssim(img, rec):>8.4f} {t1 - t0:>6.2f} {t2 - t1:>6.2f}")
         if args.out:
-            from PIL import Image
-            import io
             atomic_write(args.out / f"{Path(path).stem}-{label}.lic", data, force=args.force)
             buf = io.BytesIO()
             Image.fromarray(rec).save(buf, format="PNG")

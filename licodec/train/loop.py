@@ -142,7 +142,7 @@ def train(cfg: TrainConfig, log=print) -> Path:
     if cfg.resume:
         if not ckpt_path.exists():
             raise FileNotFoundError(f"--resume: no checkpoint at {ckpt_path}")
-        ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
+        ckpt = torch.load(ckpt_path, map_location=device, weights_only=True)
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["opt"])
         aux_opt.load_state_dict(ckpt["aux_opt"])
