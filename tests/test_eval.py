@@ -34,6 +34,29 @@ def test_bd_rate_of_known_curves():
     assert bd_rate(bpp, q, bpp * 0.8, q) == pytest.approx(-20.0, abs=1e-6)  # 20% fewer bits
     assert bd_rate(bpp, q, bpp * 1.25, q) == pytest.approx(25.0, abs=1e-6)
     assert np.isnan(bd_rate(bpp, q, bpp, q + 100))  # no overlap
+    # log-rate linear in quality: one dB more at every rate is exp(-slope) - 1 fewer bits
+    slope = np.log(2.0) / 3.0
+    assert bd_rate(bpp, q, bpp, q + 1.0) == pytest.approx((np.exp(-slope) - 1) * 100, abs=1e-6)
+
+
+def test_bd_rate_of_differently_sampled_curves():
+    """A concave RD curve sampled at 13 and at 6 rates, the second needing 30% fewer bits:
+    the interpolation must recover -30% although the samples and spans differ."""
+    quality = lambda r: 25.0 + 6.0 * np.log2(r / 0.05) - 0.35 * np.log2(r / 0.05) ** 2
+    anchor = np.geomspace(0.05, 2.0, 13)
+    test = np.geomspace(0.1, 1.5, 6)
+    got = bd_rate(anchor, quality(anchor), test * 0.7, quality(test))
+    assert got == pytest.approx(-30.0, abs=0.5)
+
+
+def test_pchip_interpolates_without_overshoot():
+    from licodec.eval.bdrate import pchip
+    x = np.array([0.0, 1.0, 2.0, 3.0, 4.0])
+    y = np.array([0.0, 0.1, 0.2, 5.0, 5.1])  # a step that a cubic fit would ring around
+    at = np.linspace(0, 4, 401)
+    v = pchip(x, y, at)
+    assert np.allclose(pchip(x, y, x), y)
+    assert np.all(np.diff(v) >= -1e-12) and v.min() >= 0.0 and v.max() <= 5.1 + 1e-12
 
 
 def test_eval_end_to_end_on_two_images(tmp_path, tiny_model_path):
