@@ -4,9 +4,11 @@
 
 1. A base model at lambda 0.013 (runs/base-l0130), trained with
    licodec train --lmbda 0.013 --lr 2e-4 (resumable with --resume).
-2. Each quality fine-tuned from the base checkpoint at its own lambda, lr 2e-4 with a
-   10x decay for the last 30% of the steps. Every run is resumable: a second call
-   continues where a stopped one left off (raise --steps to train longer).
+2. Each quality fine-tuned at its own lambda, lr 2e-4 with a 10x decay for the last 30%
+   of the steps, from the base checkpoint or, for the rates far from it, from the
+   neighbouring quality's run (PARENT): q2 from q3, q1 from q2, q8 from q7. Every run is
+   resumable: a second call continues where a stopped one left off (raise --steps to
+   train longer).
 3. --ship exports each run's latest checkpoint into licodec/zoo/weights/.
 """
 from __future__ import annotations
@@ -16,9 +18,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-# Roughly geometric (ratio ~1.8) around the base model's 0.013 (quality 5), aiming at
-# about 0.1 to 1.5 bpp on ../shared/data/valid.
-LAMBDAS = {1: 0.0013, 2: 0.0024, 3: 0.0043, 4: 0.0075, 5: 0.013, 6: 0.024, 7: 0.045, 8: 0.085}
+# Around the base model's 0.013 (quality 5), aiming at about 0.1 to 1.5 bpp on
+# ../shared/data/valid. bpp grows more slowly with lambda at high rates, so the ends are
+# spaced wider.
+LAMBDAS = {1: 0.0005, 2: 0.0016, 3: 0.0043, 4: 0.0075, 5: 0.013, 6: 0.024, 7: 0.045, 8: 0.15}
+# Qualities fine-tuned from another quality's run instead of the base.
+PARENT = {2: 3, 1: 2, 8: 7}
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data"
 
@@ -43,7 +48,8 @@ def main():
     for q in qualities:
         out = args.runs / f"bls2017-mse-q{q}"
         if args.train:
-            resume = ["--resume"] if (out / "checkpoint.pt").exists() else ["--init", str(base)]
+            start = args.runs / f"bls2017-mse-q{PARENT[q]}" / "checkpoint.pt" if q in PARENT else base
+            resume = ["--resume"] if (out / "checkpoint.pt").exists() else ["--init", str(start)]
             licodec("train", "--data", str(DATA / "train"), "--valid", str(DATA / "valid"),
                     "--lmbda", str(LAMBDAS[q]), "--steps", str(args.steps), "--lr", "2e-4",
                     "--decay-at", "0.7", "--warmup", "50", "--valid-every", str(args.steps),
