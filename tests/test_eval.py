@@ -122,3 +122,25 @@ def test_classical_codecs_round_trip_and_rise_in_rate(name):
     assert rec.shape == img.shape and rec.dtype == np.uint8
     assert psnr(img, rec) > psnr(img, codec.decode(small))
     assert codec.describe()["library"]
+
+
+def test_eval_adds_a_codec_to_an_earlier_results_folder(tmp_path, tiny_model_path, capsys):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    Image.fromarray(smooth_image(48, 64, seed=3)).save(folder / "a.png")
+    out = tmp_path / "res"
+    assert main(["eval", str(folder), "--codecs", "jpeg", "--out", str(out), "--no-progress"]) == 0
+    jpeg_before = (out / "jpeg.json").read_bytes()
+    # a curve from another folder in the same results folder must not be mixed in
+    other = json.loads(jpeg_before)
+    other["dataset"] = {"folder": "/elsewhere", "images": 1}
+    other["name"] = "Stale"
+    (out / "stale.json").write_text(json.dumps(other))
+    capsys.readouterr()
+    assert main(["eval", str(folder), "--codecs", f"licodec:{tiny_model_path}", "--out", str(out),
+                 "--no-progress"]) == 0
+    assert "earlier results" in capsys.readouterr().err
+    assert (out / "jpeg.json").read_bytes() == jpeg_before  # not rerun, not rewritten
+    table = (out / "bd-rate.md").read_text()
+    assert "BD-rate against JPEG" in table and "| JPEG | +0.0% | +0.0% |" in table
+    assert "| licodec" in table and "Stale" not in table

@@ -10,6 +10,7 @@ import json
 import math
 import os
 import platform
+import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -123,6 +124,11 @@ def evaluate(folder: str | Path, specs: list[str], out: str | Path, jobs: int = 
             for r in sel:
                 wr.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
     curves = dict(results)
+    earlier = {k: v for k, v in earlier_curves(out, folder, len(images)).items() if k not in curves}
+    if earlier:
+        print(f"also plotting the earlier results in {out}: {', '.join(earlier)} "
+              "(remove their JSON files to leave them out)", file=sys.stderr)
+    curves.update(earlier)
     for ref in references:
         data = json.loads(Path(ref).read_text())
         curves[f"ref:{data.get('name', Path(ref).stem)}"] = data
@@ -130,6 +136,21 @@ def evaluate(folder: str | Path, specs: list[str], out: str | Path, jobs: int = 
     anchor = anchor or ("jpeg" if "jpeg" in curves else next(iter(curves)))
     (out / "bd-rate.md").write_text(bd_table(curves, anchor))
     return results
+
+
+def earlier_curves(out: Path, folder, n_images: int) -> dict[str, dict]:
+    """Curves an earlier ``licodec eval`` left in ``out`` for the same folder and images,
+    so a codec can be added to a results folder without running the others again."""
+    found = {}
+    for path in sorted(out.glob("*.json")):
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if (isinstance(data, dict) and data.get("mode") == "coded" and "results" in data
+                and data.get("dataset") == {"folder": str(folder), "images": n_images}):
+            found[path.stem] = data
+    return found
 
 
 def _curve(data: dict, metric: str):
