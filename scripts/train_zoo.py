@@ -42,6 +42,8 @@ def main():
     p.add_argument("--only", type=int, nargs="*", help="qualities to train (default all)")
     p.add_argument("--ship", action="store_true", help="export the runs into the package")
     p.add_argument("--no-train", dest="train", action="store_false")
+    p.add_argument("--quantizer", default="noise", choices=["noise", "mixed"],
+                   help="what the synthesis sees in training (licodec train --quantizer)")
     args = p.parse_args()
     base = args.base or args.runs / "base-l0130" / "checkpoint.pt"
     qualities = args.only or sorted(LAMBDAS)
@@ -53,7 +55,8 @@ def main():
             licodec("train", "--data", str(DATA / "train"), "--valid", str(DATA / "valid"),
                     "--lmbda", str(LAMBDAS[q]), "--steps", str(args.steps), "--lr", "2e-4",
                     "--decay-at", "0.7", "--warmup", "50", "--valid-every", str(args.steps),
-                    "--valid-limit", "24", "--compile", "--no-progress", "--out", str(out), *resume)
+                    "--valid-limit", "24", "--quantizer", args.quantizer, "--compile", "--no-progress",
+                    "--out", str(out), *resume)
         if args.ship:
             licodec("export", str(out / "checkpoint.pt"),
                     str(ROOT / "licodec" / "zoo" / "weights" / f"bls2017-mse-q{q}.safetensors"),

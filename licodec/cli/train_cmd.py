@@ -15,6 +15,9 @@ def add_arguments(p):
     p.add_argument("--M", type=int, help="latent channels (default: the architecture's)")
     p.add_argument("--lmbda", type=float, default=d.lmbda, help="rate-distortion trade-off")
     p.add_argument("--metric", default=d.metric, choices=["mse", "ms-ssim"])
+    p.add_argument("--quantizer", default=d.quantizer, choices=["noise", "mixed"],
+                   help="what the synthesis sees in training: noisy latents (the paper) or rounded "
+                        "ones with a straight-through gradient (for fine-tuning)")
     p.add_argument("--crop", type=int, default=d.crop)
     p.add_argument("--batch", type=int, default=d.batch)
     p.add_argument("--steps", type=int, default=d.steps, help="total steps (a resumed run continues to this)")

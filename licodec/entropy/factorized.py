@@ -124,6 +124,12 @@ class EntropyBottleneck(nn.Module):
             likelihoods = torch.clamp(mass, min=self.likelihood_bound)
         return y_tilde, likelihoods
 
+    def round_straight_through(self, y: Tensor) -> Tensor:
+        """y rounded about the medians as the decoder will see it, with the gradient of
+        the identity (training's "mixed" quantizer feeds this to the synthesis)."""
+        medians = self.medians.view(1, -1, *([1] * (y.dim() - 2))).to(y.dtype)
+        return y + (torch.round(y - medians) + medians - y).detach()
+
     def quantize(self, y: Tensor) -> Tensor:
         """Integer symbols round(y - median), as int32; the one float -> int step."""
         medians = self.medians.view(1, -1, *([1] * (y.dim() - 2)))

@@ -34,6 +34,7 @@ class TrainConfig:
     M: int | None = None
     lmbda: float = 0.0130
     metric: str = "mse"
+    quantizer: str = "noise"  # what the synthesis sees in training: "noise" or "mixed"
     crop: int = 256
     batch: int = 8
     steps: int = 100_000
@@ -109,6 +110,8 @@ def check_config(cfg: TrainConfig) -> None:
         raise LicodecError(f"--lmbda must be positive, got {cfg.lmbda}")
     if cfg.metric not in ("mse", "ms-ssim"):
         raise LicodecError(f"unknown metric {cfg.metric!r}")
+    if cfg.quantizer not in ("noise", "mixed"):
+        raise LicodecError(f"unknown quantizer {cfg.quantizer!r}")
     if cfg.metric == "ms-ssim" and cfg.crop < MS_SSIM_MIN_SIDE:
         raise LicodecError(f"--metric ms-ssim needs --crop >= {MS_SSIM_MIN_SIDE}")
     if cfg.crop < 16 or cfg.crop % 16:
@@ -207,7 +210,7 @@ def train(cfg: TrainConfig, log=print) -> Path:
             x = x.contiguous(memory_format=torch.channels_last)
 
         r = train_step(model, x, cfg.lmbda, opt, aux_opt, metric=cfg.metric, bf16=cfg.bf16, clip=cfg.clip,
-                       forward=fwd, before_aux_step=average_aux_grads if ddp.enabled else None)
+                       forward=fwd, quantizer=cfg.quantizer, before_aux_step=average_aux_grads if ddp.enabled else None)
         loss, bpp, mse, aux = r.loss, r.bpp, r.mse, r.aux
         num_pixels = x.shape[0] * x.shape[2] * x.shape[3]
         if not math.isfinite(loss.item()):

@@ -34,11 +34,11 @@ def distortion(metric: str, x_hat: Tensor, x: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def train_step(model, x: Tensor, lmbda: float, opt, aux_opt, *, metric: str = "mse", bf16: bool = False,
-               clip: float = 0.0, forward=None, before_aux_step=None) -> StepResult:
+               clip: float = 0.0, forward=None, before_aux_step=None, quantizer: str = "noise") -> StepResult:
     """Forward (``forward`` may be a compiled or DDP-wrapped model), loss, both optimiser steps."""
     forward = model if forward is None else forward
     with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
-        out = forward(x, training=True)
+        out = forward(x, training=True, quantizer=quantizer)
     num_pixels = x.shape[0] * x.shape[2] * x.shape[3]
     bpp = -torch.log2(out.likelihoods).sum() / num_pixels
     dist_term, mse = distortion(metric, out.x_hat.float(), x)
