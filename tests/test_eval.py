@@ -138,9 +138,10 @@ def test_eval_adds_a_codec_to_an_earlier_results_folder(tmp_path, tiny_model_pat
     (out / "stale.json").write_text(json.dumps(other))
     capsys.readouterr()
     assert main(["eval", str(folder), "--codecs", f"licodec:{tiny_model_path}", "--out", str(out),
-                 "--no-progress"]) == 0
+                 "--no-progress", "--anchor", "jpeg,licodec"]) == 0
     assert "earlier results" in capsys.readouterr().err
     assert (out / "jpeg.json").read_bytes() == jpeg_before  # not rerun, not rewritten
     table = (out / "bd-rate.md").read_text()
     assert "BD-rate against JPEG" in table and "| JPEG | +0.0% | +0.0% |" in table
     assert "| licodec" in table and "Stale" not in table
+    assert table.count("BD-rate against") == 2 and "BD-rate against licodec" in table

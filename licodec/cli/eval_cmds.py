@@ -25,7 +25,9 @@ def add_eval(p):
     p.add_argument("--out", type=Path, required=True, help="results folder")
     p.add_argument("--jobs", "-j", type=int, default=1, help="worker processes")
     p.add_argument("--reference", action="append", default=[], help="published curve (CompressAI JSON)")
-    p.add_argument("--anchor", default=None, help="codec the BD-rates are measured against (default jpeg)")
+    p.add_argument("--anchor", default=None,
+                   help="codec(s) the BD-rates are measured against, comma-separated, one table each "
+                        "(default jpeg)")
     p.add_argument("--limit", type=int, help="use only the first N images")
     p.add_argument("--no-progress", dest="progress", action="store_false")
 

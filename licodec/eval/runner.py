@@ -133,8 +133,8 @@ def evaluate(folder: str | Path, specs: list[str], out: str | Path, jobs: int = 
         data = json.loads(Path(ref).read_text())
         curves[f"ref:{data.get('name', Path(ref).stem)}"] = data
     plot_curves(curves, out)
-    anchor = anchor or ("jpeg" if "jpeg" in curves else next(iter(curves)))
-    (out / "bd-rate.md").write_text(bd_table(curves, anchor))
+    anchors = anchor.split(",") if anchor else ["jpeg" if "jpeg" in curves else next(iter(curves))]
+    (out / "bd-rate.md").write_text("\n".join(bd_table(curves, a) for a in anchors))
     return results
 
 

@@ -1,0 +1,73 @@
+"""The table of shipped models: training record from each weights file, rate and
+distortion from a ``licodec eval`` run over a folder (real encoding of every image), and
+the gain over JPEG and JPEG 2000 at each model's own rate (their curves interpolated,
+piecewise cubic in log-rate, from jpeg.json and jpeg2000.json beside licodec.json).
+
+    python scripts/zoo_table.py results/valid/licodec.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import numpy as np  # noqa: E402
+
+from licodec.eval.bdrate import pchip  # noqa: E402
+from licodec.eval.metrics import ms_ssim_db  # noqa: E402
+from licodec.zoo.artifact import load_artifact  # noqa: E402
+from licodec.zoo.registry import SHIPPED, shipped_path  # noqa: E402
+from train_zoo import PARENT  # noqa: E402
+
+
+def at_rate(results: dict, key: str, bpp: float) -> float:
+    """A curve's quality at ``bpp``, interpolated in log-rate (NaN outside the curve)."""
+    x = np.log(np.asarray(results["bpp"]))
+    y = np.asarray(results[key])
+    order = np.argsort(x)
+    x, y = x[order], y[order]
+    if not x[0] <= np.log(bpp) <= x[-1]:
+        return float("nan")
+    return float(pchip(x, y, np.array([np.log(bpp)]))[0])
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("results", type=Path, help="licodec.json written by licodec eval")
+    args = p.parse_args()
+    res = json.loads(args.results.read_text())
+    points = dict(zip(res["settings"], zip(res["results"]["bpp"], res["results"]["psnr-rgb"],
+                                           res["results"]["ms-ssim-rgb"])))
+    others = {}
+    for name in ("jpeg", "jpeg2000"):
+        f = args.results.parent / f"{name}.json"
+        if f.exists():
+            others[name] = json.loads(f.read_text())["results"]
+    head = "| quality | lambda | trained | bpp | PSNR-RGB | MS-SSIM-RGB |"
+    for name in others:
+        head += f" vs {name}: dB PSNR, dB MS-SSIM |"
+    print(head)
+    print("| ---: | ---: | --- | ---: | ---: | ---: |" + " ---: |" * len(others))
+    for q in sorted(SHIPPED):
+        path = shipped_path(SHIPPED[q])
+        if not path.exists() or q not in points:
+            continue
+        info = load_artifact(path).info
+        start = f"from q{PARENT[q]}" if q in PARENT else ("from scratch" if q == 5 else "from q5")
+        trained = f"{start}, {info['steps']:,} steps, {info['wall_s'] / 60:.0f} min"
+        bpp, psnr, msssim = points[q]
+        row = f"| {q} | {info['lmbda']:g} | {trained} | {bpp:.3f} | {psnr:.2f} | {msssim:.4f} |"
+        for r in others.values():
+            row += f" {psnr - at_rate(r, 'psnr-rgb', bpp):+.2f}, "
+            row += f"{ms_ssim_db(msssim) - at_rate(r, 'ms-ssim-rgb-db', bpp):+.2f} |"
+        print(row)
+    print(f"\n{res['dataset']['images']} images of {res['dataset']['folder']}")
+
+
+if __name__ == "__main__":
+    main()
