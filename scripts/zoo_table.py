@@ -48,7 +48,7 @@ def main():
         f = args.results.parent / f"{name}.json"
         if f.exists():
             others[name] = json.loads(f.read_text())["results"]
-    head = "| quality | lambda | trained | bpp | PSNR-RGB | MS-SSIM-RGB |"
+    head = "| quality | lambda | fine-tuned from, steps, time | bpp | PSNR-RGB | MS-SSIM-RGB |"
     for name in others:
         head += f" vs {name}: dB PSNR, dB MS-SSIM |"
     print(head)
@@ -58,13 +58,18 @@ def main():
         if not path.exists() or q not in points:
             continue
         info = load_artifact(path).info
-        start = f"from q{PARENT[q]}" if q in PARENT else ("from scratch" if q == 5 else "from q5")
-        trained = f"{start}, {info['steps']:,} steps, {info['wall_s'] / 60:.0f} min"
+        start = f"q{PARENT[q]}" if q in PARENT else "base"
+        trained = f"{start}, {info['steps']:,}, {info['wall_s'] / 60:.0f} min"
         bpp, psnr, msssim = points[q]
         row = f"| {q} | {info['lmbda']:g} | {trained} | {bpp:.3f} | {psnr:.2f} | {msssim:.4f} |"
         for r in others.values():
-            row += f" {psnr - at_rate(r, 'psnr-rgb', bpp):+.2f}, "
-            row += f"{ms_ssim_db(msssim) - at_rate(r, 'ms-ssim-rgb-db', bpp):+.2f} |"
+            dp = psnr - at_rate(r, "psnr-rgb", bpp)
+            dm = ms_ssim_db(msssim) - at_rate(r, "ms-ssim-rgb-db", bpp)
+            if np.isnan(dp):
+                side = "below" if bpp < min(r["bpp"]) else "above"
+                row += f" ({side} its rates) |"
+            else:
+                row += f" {dp:+.2f}, {dm:+.2f} |"
         print(row)
     print(f"\n{res['dataset']['images']} images of {res['dataset']['folder']}")
 
