@@ -10,6 +10,17 @@
    resumable: a second call continues where a stopped one left off (raise --steps to
    train longer).
 3. --ship exports each run's latest checkpoint into licodec/zoo/weights/.
+
+The shipped set was made by these calls, in this order (--runs /work/runs):
+    --only 3 4 6 7 --steps 1000
+    --only 2 1 8 --steps 3000                  (q2 from q3 at step 1000; q8 at lambda 0.15)
+    --only 7 --steps 3000 --quantizer mixed
+    --only 8 --steps 5000 --quantizer mixed    (lambda 0.10 from step 3000)
+    --only 3 --steps 3000 --quantizer mixed
+    --only 2 1 --steps 4500 --quantizer mixed
+    --only 4 6 --steps 2000 --quantizer mixed
+    --only 5 --steps 1000 --quantizer mixed    (from the base run's 19,000 steps)
+    --no-train --ship
 """
 from __future__ import annotations
 
