@@ -145,3 +145,8 @@ def test_eval_adds_a_codec_to_an_earlier_results_folder(tmp_path, tiny_model_pat
     assert "BD-rate against JPEG" in table and "| JPEG | +0.0% | +0.0% |" in table
     assert "| licodec" in table and "Stale" not in table
     assert table.count("BD-rate against") == 2 and "BD-rate against licodec" in table
+    # an anchor that is no curve is refused before anything runs
+    capsys.readouterr()
+    assert main(["eval", str(folder), "--codecs", "jpeg", "--out", str(out), "--no-progress",
+                 "--anchor", "jpg"]) == 3
+    assert "--anchor jpg is not among the curves" in capsys.readouterr().err

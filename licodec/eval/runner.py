@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import LicodecError
 from ..imageio import list_images, load_rgb
 from .bdrate import bd_rate
 from .codecs import make_codec
@@ -90,6 +91,12 @@ def evaluate(folder: str | Path, specs: list[str], out: str | Path, jobs: int = 
     if not images:
         raise FileNotFoundError(f"no images in {folder}")
     out = Path(out)
+    if anchor:  # refuse an unknown anchor now, not after the sweep
+        known = ({spec.partition(":")[0] for spec in specs} | set(earlier_curves(out, folder, len(images)))
+                 | {f"ref:{json.loads(Path(r).read_text()).get('name', Path(r).stem)}" for r in references})
+        unknown = [a for a in anchor.split(",") if a not in known]
+        if unknown:
+            raise LicodecError(f"--anchor {','.join(unknown)} is not among the curves ({', '.join(sorted(known))})")
     out.mkdir(parents=True, exist_ok=True)
     tasks = [(spec, s, str(p)) for spec in specs for s in _codec(spec).settings() for p in images]
     bar = None
