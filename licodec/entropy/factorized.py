@@ -127,8 +127,7 @@ class EntropyBottleneck(nn.Module):
     def round_straight_through(self, y: Tensor) -> Tensor:
         """y rounded about the medians as the decoder will see it, with the gradient of
         the identity (training's "mixed" quantizer feeds this to the synthesis)."""
-        medians = self.medians.view(1, -1, *([1] * (y.dim() - 2))).to(y.dtype)
-        return y + (torch.round(y - medians) + medians - y).detach()
+        return y + (self.dequantize(self.quantize(y)).to(y.dtype) - y).detach()
 
     def quantize(self, y: Tensor) -> Tensor:
         """Integer symbols round(y - median), as int32; the one float -> int step."""

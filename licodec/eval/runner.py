@@ -91,12 +91,18 @@ def evaluate(folder: str | Path, specs: list[str], out: str | Path, jobs: int = 
     if not images:
         raise FileNotFoundError(f"no images in {folder}")
     out = Path(out)
-    if anchor:  # refuse an unknown anchor now, not after the sweep
-        known = ({spec.partition(":")[0] for spec in specs} | set(earlier_curves(out, folder, len(images)))
-                 | {f"ref:{json.loads(Path(r).read_text()).get('name', Path(r).stem)}" for r in references})
-        unknown = [a for a in anchor.split(",") if a not in known]
-        if unknown:
-            raise LicodecError(f"--anchor {','.join(unknown)} is not among the curves ({', '.join(sorted(known))})")
+    names = [spec.partition(":")[0] for spec in specs]
+    # curves this run does not compute: an earlier run's in ``out``, published references
+    earlier = {k: v for k, v in earlier_curves(out, folder, len(images)).items() if k not in names}
+    refs = {}
+    for ref in references:
+        data = json.loads(Path(ref).read_text())
+        refs[f"ref:{data.get('name', Path(ref).stem)}"] = data
+    anchors = anchor.split(",") if anchor else []
+    known = set(names) | set(earlier) | set(refs)
+    unknown = [a for a in anchors if a not in known]
+    if unknown:  # refuse now, not after the sweep
+        raise LicodecError(f"--anchor {','.join(unknown)} is not among the curves ({', '.join(sorted(known))})")
     out.mkdir(parents=True, exist_ok=True)
     tasks = [(spec, s, str(p)) for spec in specs for s in _codec(spec).settings() for p in images]
     bar = None
@@ -130,17 +136,12 @@ def evaluate(folder: str | Path, specs: list[str], out: str | Path, jobs: int = 
             wr.writeheader()
             for r in sel:
                 wr.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
-    curves = dict(results)
-    earlier = {k: v for k, v in earlier_curves(out, folder, len(images)).items() if k not in curves}
     if earlier:
         print(f"also plotting the earlier results in {out}: {', '.join(earlier)} "
               "(remove their JSON files to leave them out)", file=sys.stderr)
-    curves.update(earlier)
-    for ref in references:
-        data = json.loads(Path(ref).read_text())
-        curves[f"ref:{data.get('name', Path(ref).stem)}"] = data
+    curves = {**results, **earlier, **refs}
     plot_curves(curves, out)
-    anchors = anchor.split(",") if anchor else ["jpeg" if "jpeg" in curves else next(iter(curves))]
+    anchors = anchors or ["jpeg" if "jpeg" in curves else next(iter(curves))]
     (out / "bd-rate.md").write_text("\n".join(bd_table(curves, a) for a in anchors))
     return results
 
