@@ -36,6 +36,16 @@ def at_rate(results: dict, key: str, bpp: float) -> float:
     return float(pchip(x, y, np.array([np.log(bpp)]))[0])
 
 
+def origin(q: int, info: dict) -> str:
+    """What the model's own last run started from: the model it continued (recorded in
+    its history since fine-tunes record one), else the recipe's PARENT or the base run."""
+    history = info.get("history") or []
+    if history:
+        prev = history[-1]
+        return f"{prev['name']} ({prev['steps']:,} steps)"
+    return f"q{PARENT[q]}" if q in PARENT else "base"
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("results", type=Path, help="licodec.json written by licodec eval")
@@ -58,8 +68,7 @@ def main():
         if not path.exists() or q not in points:
             continue
         info = load_artifact(path).info
-        start = f"q{PARENT[q]}" if q in PARENT else "base"
-        trained = f"{start}, {info['steps']:,}, {info['wall_s'] / 60:.0f} min"
+        trained = f"{origin(q, info)}, {info['steps']:,}, {info['wall_s'] / 60:.0f} min"
         bpp, psnr, msssim = points[q]
         row = f"| {q} | {info['lmbda']:g} | {trained} | {bpp:.3f} | {psnr:.2f} | {msssim:.4f} |"
         for r in others.values():

@@ -62,6 +62,29 @@ def test_train_cli_runs_validates_exports_and_resumes(tmp_path, image_folder):
     assert main(["export", str(out / "log.csv"), str(tmp_path / "bad.safetensors"), "--name", "x"]) == 3
 
 
+def test_models_record_the_runs_they_were_fine_tuned_from(tmp_path, image_folder):
+    def train(out, steps, *extra):
+        assert main(["train", "--data", str(image_folder), "--out", str(out), "--N", "8", "--crop", "64",
+                     "--batch", "1", "--steps", str(steps), "--no-progress", *extra]) == 0
+
+    train(tmp_path / "first", 3, "--lmbda", "0.02")
+    first = tmp_path / "first.safetensors"
+    assert main(["export", str(tmp_path / "first" / "checkpoint.pt"), str(first), "--name", "m-first"]) == 0
+    assert load_artifact(first).info["history"] == []
+    # from an exported model, stopped and resumed, then exported: one earlier run on record
+    train(tmp_path / "second", 2, "--init", str(first), "--quantizer", "mixed")
+    train(tmp_path / "second", 4, "--resume", "--quantizer", "mixed")
+    second = tmp_path / "second.safetensors"
+    assert main(["export", str(tmp_path / "second" / "checkpoint.pt"), str(second), "--name", "m-second"]) == 0
+    info = load_artifact(second).info
+    assert info["steps"] == 4 and info["quantizer"] == "mixed"
+    assert [(h["name"], h["steps"], h["lmbda"]) for h in info["history"]] == [("m-first", 3, 0.02)]
+    # from a checkpoint: the chain grows by that run, named by its folder
+    train(tmp_path / "third", 1, "--init", str(tmp_path / "second" / "checkpoint.pt"))
+    info = load_artifact(tmp_path / "third" / "model.safetensors").info
+    assert [(h["name"], h["steps"]) for h in info["history"]] == [("m-first", 3), ("second", 4)]
+
+
 def test_ms_ssim_metric_trains(tmp_path, image_folder):
     out = tmp_path / "run"
     assert main(["train", "--data", str(image_folder), "--out", str(out), "--N", "8", "--crop", "176",

@@ -76,13 +76,30 @@ class _Distributed:
         return self.rank == 0
 
 
-def _load_init(model, path: str) -> None:
+def _load_init(model, path: str) -> list[dict]:
+    """Loads the weights; returns their training history (see ``run_record``)."""
     from ..zoo.artifact import load_artifact
     if str(path).endswith(".pt"):
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
         model.load_state_dict(ckpt["model"])
-    else:
-        model.load_state_dict(load_artifact(path).model.state_dict())
+        return checkpoint_history(ckpt, name=Path(path).parent.name)
+    art = load_artifact(path)
+    model.load_state_dict(art.model.state_dict())
+    return list(art.info.get("history", [])) + [run_record(art.info)]
+
+
+def run_record(info: dict) -> dict:
+    """One entry of a model's training history: the run that made ``info``'s weights."""
+    return {k: info[k] for k in ("name", "lmbda", "metric", "quantizer", "steps", "wall_s") if k in info}
+
+
+def checkpoint_history(ckpt: dict, name: str) -> list[dict]:
+    """The runs behind a training checkpoint, oldest first, ending with its own."""
+    cfg = ckpt.get("config", {})
+    own = {"name": name, "lmbda": cfg.get("lmbda"), "metric": cfg.get("metric"),
+           "quantizer": cfg.get("quantizer", "noise"), "steps": int(ckpt.get("step", 0)),
+           "wall_s": round(float(ckpt.get("wall_s", 0.0)), 1)}
+    return list(ckpt.get("history", [])) + [own]
 
 
 def validate(model, folder: str, limit: int) -> dict:
@@ -135,8 +152,9 @@ def train(cfg: TrainConfig, log=print) -> Path:
     model = build_model(cfg.model, cfg.N, cfg.M)
     ckpt_path = out / CHECKPOINT_NAME
     start_step, wall0 = 0, 0.0
+    history: list[dict] = []  # the runs the initial weights came from, oldest first
     if cfg.init and not (cfg.resume and ckpt_path.exists()):
-        _load_init(model, cfg.init)
+        history = _load_init(model, cfg.init)
     model.to(device)
     if cfg.channels_last:
         model.to(memory_format=torch.channels_last)
@@ -150,6 +168,7 @@ def train(cfg: TrainConfig, log=print) -> Path:
         opt.load_state_dict(ckpt["opt"])
         aux_opt.load_state_dict(ckpt["aux_opt"])
         start_step, wall0 = int(ckpt["step"]), float(ckpt["wall_s"])
+        history = list(ckpt.get("history", []))
         rng.bit_generator.state = ckpt["rng"][ddp.rank] if ddp.rank < len(ckpt["rng"]) else rng.bit_generator.state
         log(f"resumed from {ckpt_path} at step {start_step}")
 
@@ -180,7 +199,7 @@ def train(cfg: TrainConfig, log=print) -> Path:
             return
         rngs = [rng.bit_generator.state]
         blob = {"model": model.state_dict(), "opt": opt.state_dict(), "aux_opt": aux_opt.state_dict(),
-                "step": step, "wall_s": wall, "config": asdict(cfg), "rng": rngs}
+                "step": step, "wall_s": wall, "config": asdict(cfg), "rng": rngs, "history": history}
         tmp = ckpt_path.with_suffix(".tmp")
         torch.save(blob, tmp)
         os.replace(tmp, ckpt_path)
@@ -248,8 +267,9 @@ def train(cfg: TrainConfig, log=print) -> Path:
         from ..zoo.artifact import save_artifact
         cpu_model = build_model(model.config.architecture, model.config.N, model.config.M)
         cpu_model.load_state_dict({k: v.float().cpu() for k, v in model.state_dict().items()})
-        info = {"name": out.name, "lmbda": cfg.lmbda, "metric": cfg.metric, "steps": cfg.steps,
-                "wall_s": round(wall0 + time.time() - t_start, 1), "architecture": cfg.model}
+        info = {"name": out.name, "lmbda": cfg.lmbda, "metric": cfg.metric, "quantizer": cfg.quantizer,
+                "steps": cfg.steps, "wall_s": round(wall0 + time.time() - t_start, 1),
+                "architecture": cfg.model, "history": history}
         atomic_write(final, save_artifact(cpu_model, info), force=True)
         log(f"exported {final}")
     if ddp.enabled:
