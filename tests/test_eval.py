@@ -89,6 +89,27 @@ def test_eval_end_to_end_on_two_images(tmp_path, tiny_model_path):
     assert (out2 / "bd-rate.md").read_text().count("+0.0% | +0.0%") == 2
 
 
+def test_custom_weights_under_a_shipped_name_decode_with_themselves(tmp_path, tiny_artifact):
+    from licodec.codec import decode_array
+    from licodec.errors import ModelError
+    from licodec.eval.codecs import Licodec
+    from licodec.zoo.registry import SHIPPED, available_qualities
+    from licodec.zoo.artifact import save_artifact
+    from .conftest import train_tiny
+    q = available_qualities()[0]
+    path = tmp_path / "finetuned.safetensors"  # e.g. a run that continued shipped quality q
+    path.write_bytes(save_artifact(tiny_artifact.model, {"name": SHIPPED[q]}))
+    codec = Licodec(str(path))
+    img = smooth_image(40, 48, seed=3)
+    data = codec.encode(img, str(path))
+    rec = codec.decode(data)  # with the given weights, not the shipped model of that name
+    assert np.array_equal(rec, decode_array(data, path))
+    other = tmp_path / "other.safetensors"
+    other.write_bytes(save_artifact(train_tiny(steps=5, seed=1), {"name": SHIPPED[q]}))
+    with pytest.raises(ModelError, match="not among the evaluated weights"):
+        Licodec(str(other)).decode(data)
+
+
 def test_compare_writes_a_labelled_mosaic(tmp_path, tiny_model_path):
     src = tmp_path / "x.png"
     Image.fromarray(smooth_image(64, 80, seed=4)).save(src)
