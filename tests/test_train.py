@@ -79,6 +79,14 @@ def test_models_record_the_runs_they_were_fine_tuned_from(tmp_path, image_folder
     info = load_artifact(second).info
     assert info["steps"] == 4 and info["quantizer"] == "mixed"
     assert [(h["name"], h["steps"], h["lmbda"]) for h in info["history"]] == [("m-first", 3, 0.02)]
+    # a checkpoint from before runs were recorded: the history comes from its --init file
+    ckpt_path = tmp_path / "second" / "checkpoint.pt"
+    ckpt = torch.load(ckpt_path, weights_only=True)
+    del ckpt["history"]
+    ckpt["config"]["init"] = str(first)  # as a run started with --init first.safetensors saves it
+    torch.save(ckpt, tmp_path / "legacy.pt")
+    assert main(["export", str(tmp_path / "legacy.pt"), str(tmp_path / "legacy.safetensors"), "--name", "m-l"]) == 0
+    assert [h["name"] for h in load_artifact(tmp_path / "legacy.safetensors").info["history"]] == ["m-first"]
     # from a checkpoint: the chain grows by that run, named by its folder
     train(tmp_path / "third", 1, "--init", str(tmp_path / "second" / "checkpoint.pt"))
     info = load_artifact(tmp_path / "third" / "model.safetensors").info

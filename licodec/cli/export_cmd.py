@@ -13,27 +13,11 @@ def add_arguments(p):
     p.add_argument("--force", "-f", action="store_true")
 
 
-def _history(ckpt: dict) -> list[dict]:
-    """The runs the checkpoint's initial weights came from, oldest first.
-
-    Checkpoints record it; for one written before they did, whose --init was an
-    exported model, that file's record is read, if it is still there.
-    """
-    if "history" in ckpt:
-        return list(ckpt["history"])
-    init = ckpt["config"].get("init")
-    if init and str(init).endswith(".safetensors") and Path(init).is_file():
-        from ..train.loop import run_record
-        from ..zoo.artifact import load_artifact
-        info = load_artifact(init).info
-        return list(info.get("history", [])) + [run_record(info)]
-    return []
-
-
 def run(args) -> int:
     import torch
 
     from ..imageio import atomic_write
+    from ..train.loop import init_history
     from ..models import build_model
     from ..zoo.artifact import load_artifact, load_artifact_bytes, save_artifact
     from ..bitstream.format import _NAME_RE
@@ -54,7 +38,7 @@ def run(args) -> int:
             raise ModelError(f"{args.checkpoint}: not a licodec training checkpoint ({exc})") from None
         info = {"lmbda": cfg["lmbda"], "metric": cfg["metric"], "quantizer": cfg.get("quantizer", "noise"),
                 "steps": int(ckpt["step"]), "wall_s": round(float(ckpt["wall_s"]), 1),
-                "architecture": cfg["model"], "history": _history(ckpt)}
+                "architecture": cfg["model"], "history": init_history(ckpt)}
     info["name"] = args.name
     data = save_artifact(model, info)
     art = load_artifact_bytes(data)

@@ -93,13 +93,29 @@ def run_record(info: dict) -> dict:
     return {k: info[k] for k in ("name", "lmbda", "metric", "quantizer", "steps", "wall_s") if k in info}
 
 
+def init_history(ckpt: dict) -> list[dict]:
+    """The runs a training checkpoint's initial weights came from, oldest first.
+
+    Checkpoints record it; for one written before they did, whose --init was an
+    exported model, that file's record is read, if it is still there.
+    """
+    if "history" in ckpt:
+        return list(ckpt["history"])
+    init = ckpt.get("config", {}).get("init")
+    if init and str(init).endswith(".safetensors") and Path(init).is_file():
+        from ..zoo.artifact import load_artifact
+        info = load_artifact(init).info
+        return list(info.get("history", [])) + [run_record(info)]
+    return []
+
+
 def checkpoint_history(ckpt: dict, name: str) -> list[dict]:
     """The runs behind a training checkpoint, oldest first, ending with its own."""
     cfg = ckpt.get("config", {})
     own = {"name": name, "lmbda": cfg.get("lmbda"), "metric": cfg.get("metric"),
            "quantizer": cfg.get("quantizer", "noise"), "steps": int(ckpt.get("step", 0)),
            "wall_s": round(float(ckpt.get("wall_s", 0.0)), 1)}
-    return list(ckpt.get("history", [])) + [own]
+    return init_history(ckpt) + [own]
 
 
 def validate(model, folder: str, limit: int) -> dict:
@@ -168,7 +184,7 @@ def train(cfg: TrainConfig, log=print) -> Path:
         opt.load_state_dict(ckpt["opt"])
         aux_opt.load_state_dict(ckpt["aux_opt"])
         start_step, wall0 = int(ckpt["step"]), float(ckpt["wall_s"])
-        history = list(ckpt.get("history", []))
+        history = init_history(ckpt)
         rng.bit_generator.state = ckpt["rng"][ddp.rank] if ddp.rank < len(ckpt["rng"]) else rng.bit_generator.state
         log(f"resumed from {ckpt_path} at step {start_step}")
 
