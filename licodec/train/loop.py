@@ -103,8 +103,12 @@ def init_history(ckpt: dict) -> list[dict]:
         return list(ckpt["history"])
     init = ckpt.get("config", {}).get("init")
     if init and str(init).endswith(".safetensors") and Path(init).is_file():
+        from ..errors import ModelError
         from ..zoo.artifact import load_artifact
-        info = load_artifact(init).info
+        try:
+            info = load_artifact(init).info
+        except ModelError:  # a record is not worth failing a resume or an export over
+            return []
         return list(info.get("history", [])) + [run_record(info)]
     return []
 
