@@ -58,7 +58,7 @@ def main():
         f = args.results.parent / f"{name}.json"
         if f.exists():
             others[name] = json.loads(f.read_text())["results"]
-    head = "| quality | lambda | fine-tuned from, steps, time | bpp | PSNR-RGB | MS-SSIM-RGB |"
+    head = "| quality | lambda | continued from, steps, time of its last run | bpp | PSNR-RGB | MS-SSIM-RGB |"
     for name in others:
         head += f" vs {name}: dB PSNR, dB MS-SSIM |"
     print(head)
