@@ -17,7 +17,7 @@ def run(args) -> int:
     import torch
 
     from ..imageio import atomic_write
-    from ..train.loop import init_history
+    from ..train.loop import checkpoint_info
     from ..models import build_model
     from ..zoo.artifact import load_artifact, load_artifact_bytes, save_artifact
     from ..bitstream.format import _NAME_RE
@@ -36,9 +36,7 @@ def run(args) -> int:
             raise ModelError(f"{args.checkpoint}: no such checkpoint") from None
         except Exception as exc:
             raise ModelError(f"{args.checkpoint}: not a licodec training checkpoint ({exc})") from None
-        info = {"lmbda": cfg["lmbda"], "metric": cfg["metric"], "quantizer": cfg.get("quantizer", "noise"),
-                "steps": int(ckpt["step"]), "wall_s": round(float(ckpt["wall_s"]), 1),
-                "architecture": cfg["model"], "history": init_history(ckpt)}
+        info = checkpoint_info(ckpt)
     info["name"] = args.name
     data = save_artifact(model, info)
     art = load_artifact_bytes(data)

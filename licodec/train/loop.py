@@ -113,13 +113,21 @@ def init_history(ckpt: dict) -> list[dict]:
     return []
 
 
+def run_info(config: dict, step: int, wall_s: float, history: list[dict]) -> dict:
+    """The info an exported model carries about the run that trained it."""
+    return {"lmbda": config.get("lmbda"), "metric": config.get("metric"),
+            "quantizer": config.get("quantizer", "noise"), "steps": int(step),
+            "wall_s": round(float(wall_s), 1), "architecture": config.get("model"), "history": history}
+
+
+def checkpoint_info(ckpt: dict) -> dict:
+    return run_info(ckpt.get("config", {}), ckpt.get("step", 0), ckpt.get("wall_s", 0.0), init_history(ckpt))
+
+
 def checkpoint_history(ckpt: dict, name: str) -> list[dict]:
     """The runs behind a training checkpoint, oldest first, ending with its own."""
-    cfg = ckpt.get("config", {})
-    own = {"name": name, "lmbda": cfg.get("lmbda"), "metric": cfg.get("metric"),
-           "quantizer": cfg.get("quantizer", "noise"), "steps": int(ckpt.get("step", 0)),
-           "wall_s": round(float(ckpt.get("wall_s", 0.0)), 1)}
-    return init_history(ckpt) + [own]
+    info = checkpoint_info(ckpt)
+    return info["history"] + [run_record({**info, "name": name})]
 
 
 def validate(model, folder: str, limit: int) -> dict:
@@ -287,9 +295,7 @@ def train(cfg: TrainConfig, log=print) -> Path:
         from ..zoo.artifact import save_artifact
         cpu_model = build_model(model.config.architecture, model.config.N, model.config.M)
         cpu_model.load_state_dict({k: v.float().cpu() for k, v in model.state_dict().items()})
-        info = {"name": out.name, "lmbda": cfg.lmbda, "metric": cfg.metric, "quantizer": cfg.quantizer,
-                "steps": cfg.steps, "wall_s": round(wall0 + time.time() - t_start, 1),
-                "architecture": cfg.model, "history": history}
+        info = {"name": out.name, **run_info(asdict(cfg), cfg.steps, wall0 + time.time() - t_start, history)}
         atomic_write(final, save_artifact(cpu_model, info), force=True)
         log(f"exported {final}")
     if ddp.enabled:
