@@ -46,23 +46,27 @@ def origin(q: int, info: dict) -> str:
     return f"q{PARENT[q]}" if q in PARENT else "base"
 
 
-def main():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("results", type=Path, help="licodec.json written by licodec eval")
-    args = p.parse_args()
-    res = json.loads(args.results.read_text())
+def lmbda(info: dict) -> str:
+    """The model's lambda; a run resumed at another lambda names the earlier ones."""
+    earlier = [f"{c['lmbda']:g} for its first {c['until_step']:,} steps"
+               for c in info.get("changes", []) if "lmbda" in c]
+    return f"{info['lmbda']:g}" + (f" ({'; '.join(earlier)})" if earlier else "")
+
+
+def table(results_path: Path) -> str:
+    """The markdown table of the shipped models, as the README shows it."""
+    res = json.loads(results_path.read_text())
     points = dict(zip(res["settings"], zip(res["results"]["bpp"], res["results"]["psnr-rgb"],
                                            res["results"]["ms-ssim-rgb"])))
     others = {}
     for name in ("jpeg", "jpeg2000"):
-        f = args.results.parent / f"{name}.json"
+        f = results_path.parent / f"{name}.json"
         if f.exists():
             others[name] = json.loads(f.read_text())["results"]
     head = "| quality | lambda | continued from, steps, time of its last run | bpp | PSNR-RGB | MS-SSIM-RGB |"
     for name in others:
         head += f" vs {name}: dB PSNR, dB MS-SSIM |"
-    print(head)
-    print("| ---: | ---: | --- | ---: | ---: | ---: |" + " ---: |" * len(others))
+    lines = [head, "| ---: | ---: | --- | ---: | ---: | ---: |" + " ---: |" * len(others)]
     for q in sorted(SHIPPED):
         path = shipped_path(SHIPPED[q])
         if not path.exists() or q not in points:
@@ -70,7 +74,7 @@ def main():
         info = load_artifact(path).info
         trained = f"{origin(q, info)}, {info['steps']:,}, {info['wall_s'] / 60:.0f} min"
         bpp, psnr, msssim = points[q]
-        row = f"| {q} | {info['lmbda']:g} | {trained} | {bpp:.3f} | {psnr:.2f} | {msssim:.4f} |"
+        row = f"| {q} | {lmbda(info)} | {trained} | {bpp:.3f} | {psnr:.2f} | {msssim:.4f} |"
         for r in others.values():
             dp = psnr - at_rate(r, "psnr-rgb", bpp)
             dm = ms_ssim_db(msssim) - at_rate(r, "ms-ssim-rgb-db", bpp)
@@ -79,7 +83,16 @@ def main():
                 row += f" ({side} its rates) |"
             else:
                 row += f" {dp:+.2f}, {dm:+.2f} |"
-        print(row)
+        lines.append(row)
+    return "\n".join(lines)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("results", type=Path, help="licodec.json written by licodec eval")
+    args = p.parse_args()
+    print(table(args.results))
+    res = json.loads(args.results.read_text())
     print(f"\n{res['dataset']['images']} images of {res['dataset']['folder']}")
 
 

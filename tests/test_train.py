@@ -73,11 +73,13 @@ def test_models_record_the_runs_they_were_fine_tuned_from(tmp_path, image_folder
     assert load_artifact(first).info["history"] == []
     # from an exported model, stopped and resumed, then exported: one earlier run on record
     train(tmp_path / "second", 2, "--init", str(first), "--quantizer", "mixed")
-    train(tmp_path / "second", 4, "--resume", "--quantizer", "mixed")
+    train(tmp_path / "second", 4, "--resume", "--quantizer", "mixed", "--lmbda", "0.03")
     second = tmp_path / "second.safetensors"
     assert main(["export", str(tmp_path / "second" / "checkpoint.pt"), str(second), "--name", "m-second"]) == 0
     info = load_artifact(second).info
-    assert info["steps"] == 4 and info["quantizer"] == "mixed"
+    assert info["steps"] == 4 and info["quantizer"] == "mixed" and info["lmbda"] == 0.03
+    # the resume changed lambda: the record keeps the one of the first 2 steps
+    assert info["changes"] == [{"until_step": 2, "lmbda": 0.013}]
     assert [(h["name"], h["steps"], h["lmbda"]) for h in info["history"]] == [("m-first", 3, 0.02)]
     # a checkpoint from before runs were recorded: the history comes from its --init file
     ckpt_path = tmp_path / "second" / "checkpoint.pt"
@@ -91,6 +93,20 @@ def test_models_record_the_runs_they_were_fine_tuned_from(tmp_path, image_folder
     train(tmp_path / "third", 1, "--init", str(tmp_path / "second" / "checkpoint.pt"))
     info = load_artifact(tmp_path / "third" / "model.safetensors").info
     assert [(h["name"], h["steps"]) for h in info["history"]] == [("m-first", 3), ("second", 4)]
+    assert info["history"][1]["changes"] == [{"until_step": 2, "lmbda": 0.013}]
+
+
+def test_a_new_run_never_overwrites_an_earlier_one(tmp_path, image_folder, capsys):
+    out = tmp_path / "run"
+    args = ["train", "--data", str(image_folder), "--out", str(out), "--N", "8", "--crop", "64",
+            "--batch", "1", "--no-progress"]
+    assert main([*args, "--steps", "2"]) == 0
+    before = (out / "checkpoint.pt").read_bytes(), (out / "log.csv").read_bytes()
+    capsys.readouterr()
+    assert main([*args, "--steps", "3", "--lmbda", "0.5"]) == 3
+    err = capsys.readouterr().err
+    assert "already holds a run" in err and "--resume" in err and "Traceback" not in err
+    assert ((out / "checkpoint.pt").read_bytes(), (out / "log.csv").read_bytes()) == before
 
 
 def test_ms_ssim_metric_trains(tmp_path, image_folder):

@@ -90,7 +90,8 @@ def _load_init(model, path: str) -> list[dict]:
 
 def run_record(info: dict) -> dict:
     """One entry of a model's training history: the run that made ``info``'s weights."""
-    return {k: info[k] for k in ("name", "lmbda", "metric", "quantizer", "steps", "wall_s") if k in info}
+    return {k: info[k] for k in ("name", "lmbda", "metric", "quantizer", "steps", "wall_s", "changes")
+            if info.get(k) not in (None, [])}
 
 
 def init_history(ckpt: dict) -> list[dict]:
@@ -113,15 +114,34 @@ def init_history(ckpt: dict) -> list[dict]:
     return []
 
 
-def run_info(config: dict, step: int, wall_s: float, history: list[dict]) -> dict:
-    """The info an exported model carries about the run that trained it."""
+def run_info(config: dict, step: int, wall_s: float, history: list[dict], changes: list[dict] = ()) -> dict:
+    """The info an exported model carries about the run that trained it. ``changes``: the
+    settings a resume changed, as ``{"until_step": s, setting: earlier value, ...}``."""
     return {"lmbda": config.get("lmbda"), "metric": config.get("metric"),
             "quantizer": config.get("quantizer", "noise"), "steps": int(step),
-            "wall_s": round(float(wall_s), 1), "architecture": config.get("model"), "history": history}
+            "wall_s": round(float(wall_s), 1), "architecture": config.get("model"), "history": history,
+            "changes": list(changes)}
 
 
 def checkpoint_info(ckpt: dict) -> dict:
-    return run_info(ckpt.get("config", {}), ckpt.get("step", 0), ckpt.get("wall_s", 0.0), init_history(ckpt))
+    return run_info(ckpt.get("config", {}), ckpt.get("step", 0), ckpt.get("wall_s", 0.0), init_history(ckpt),
+                    ckpt.get("changes", []))
+
+
+# Settings a resumed run may change; the model's record keeps their earlier values.
+RESUMABLE_CHANGES = ("lmbda", "metric", "quantizer")
+
+
+def resume_changes(ckpt: dict, cfg: TrainConfig) -> tuple[list[dict], str]:
+    """The checkpoint's record of changed settings, plus this resume's; and a message
+    naming what changed ("" if nothing did)."""
+    old = ckpt.get("config", {})
+    diff = {k: old[k] for k in RESUMABLE_CHANGES if k in old and old[k] != getattr(cfg, k)}
+    changes = list(ckpt.get("changes", []))
+    if not diff:
+        return changes, ""
+    changes.append({"until_step": int(ckpt["step"]), **diff})
+    return changes, ", ".join(f"{k} {v} -> {getattr(cfg, k)}" for k, v in diff.items())
 
 
 def checkpoint_history(ckpt: dict, name: str) -> list[dict]:
@@ -181,6 +201,10 @@ def train(cfg: TrainConfig, log=print) -> Path:
     ckpt_path = out / CHECKPOINT_NAME
     start_step, wall0 = 0, 0.0
     history: list[dict] = []  # the runs the initial weights came from, oldest first
+    changes: list[dict] = []  # settings changed by resumes (see resume_changes)
+    if not cfg.resume and ckpt_path.exists():  # a new run would overwrite it in a few minutes
+        raise FileExistsError(f"{out} already holds a run ({ckpt_path.name}); pass --resume to continue it, "
+                              "or choose another --out")
     if cfg.init and not (cfg.resume and ckpt_path.exists()):
         history = _load_init(model, cfg.init)
     model.to(device)
@@ -197,8 +221,13 @@ def train(cfg: TrainConfig, log=print) -> Path:
         aux_opt.load_state_dict(ckpt["aux_opt"])
         start_step, wall0 = int(ckpt["step"]), float(ckpt["wall_s"])
         history = init_history(ckpt)
+        changes, changed = resume_changes(ckpt, cfg)
         rng.bit_generator.state = ckpt["rng"][ddp.rank] if ddp.rank < len(ckpt["rng"]) else rng.bit_generator.state
         log(f"resumed from {ckpt_path} at step {start_step}")
+        if changed:
+            log(f"changed on resuming: {changed} (the model's record keeps the earlier values)")
+        if cfg.init:
+            log(f"--init {cfg.init} not used: the run continues from its checkpoint")
 
     net = model
     if ddp.enabled:
@@ -227,7 +256,8 @@ def train(cfg: TrainConfig, log=print) -> Path:
             return
         rngs = [rng.bit_generator.state]
         blob = {"model": model.state_dict(), "opt": opt.state_dict(), "aux_opt": aux_opt.state_dict(),
-                "step": step, "wall_s": wall, "config": asdict(cfg), "rng": rngs, "history": history}
+                "step": step, "wall_s": wall, "config": asdict(cfg), "rng": rngs, "history": history,
+                "changes": changes}
         tmp = ckpt_path.with_suffix(".tmp")
         torch.save(blob, tmp)
         os.replace(tmp, ckpt_path)
@@ -295,7 +325,7 @@ def train(cfg: TrainConfig, log=print) -> Path:
         from ..zoo.artifact import save_artifact
         cpu_model = build_model(model.config.architecture, model.config.N, model.config.M)
         cpu_model.load_state_dict({k: v.float().cpu() for k, v in model.state_dict().items()})
-        info = {"name": out.name, **run_info(asdict(cfg), cfg.steps, wall0 + time.time() - t_start, history)}
+        info = {"name": out.name, **run_info(asdict(cfg), cfg.steps, wall0 + time.time() - t_start, history, changes)}
         atomic_write(final, save_artifact(cpu_model, info), force=True)
         log(f"exported {final}")
     if ddp.enabled:
