@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 
 from licodec import bitstream
-from licodec.coding import CodingTables, encode, quantize_pmf
+from licodec.coding import CodingTables, encode, encode_indexed, quantize_pmf
 
 GOLDEN = Path(__file__).parent / "golden"
 
 
-def fixed_stream() -> bytes:
+def fixed_stream(version: int = 1) -> bytes:
     rows, offsets = [], []
     for c in range(6):
         half = 3 + 2 * c
@@ -29,7 +29,12 @@ def fixed_stream() -> bytes:
     symbols[2, :4] = [2**31 - 1, -(2**31), 70000, -70000]
     payload = encode(symbols.astype(np.int32), tables)
     header = bitstream.Header("golden-model", bytes(range(16)), 300, 200, 3, 8, 1, 16, 0)
-    return bitstream.write(header, payload)
+    if version == 1:
+        return bitstream.write_v1(header, payload)
+    # version 2: the same symbols coded with per-symbol table indexes in a second section
+    indexes = (np.arange(symbols.size) * 7919) % 6
+    indexed = encode_indexed(symbols.reshape(-1).astype(np.int32), indexes, tables)
+    return bitstream.write(header, {"z": payload, "y": indexed})
 
 
 def check(name: str, data: bytes):
@@ -42,4 +47,5 @@ def check(name: str, data: bytes):
 
 
 def test_coder_and_container_bytes_are_unchanged():
-    check("stream-v1", fixed_stream())
+    check("stream-v1", fixed_stream(1))
+    check("stream-v2", fixed_stream(2))

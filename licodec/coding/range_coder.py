@@ -1,9 +1,11 @@
-"""Range coding of integer symbols with per-channel frequency tables (constriction).
+"""Range coding of integer symbols, each with the frequency table its index names (constriction).
 
-Stream layout, channel by channel:
-  1. the channel's n symbols, each coded by its table index; values outside the table
-     take the row's last entry, the escape;
-  2. for each escape in that channel, in order, a prefix k = bit_length(u + 1) - 1 in
+Every symbol has a table index (the latent channel for a factorized model, an index
+predicted from the hyper-latents for a hyperprior model). Stream layout, table by table
+in increasing index, for the tables that code at least one symbol:
+  1. the symbols of that table in increasing position, each coded by its table entry;
+     values outside the table take the row's last entry, the escape;
+  2. for each escape among them, in order, a prefix k = bit_length(u + 1) - 1 in
      [0, ESCAPE_MAX_BITS) (uniform), where u >= 0 folds the out-of-range value
      (2v above the table, 2v + 1 below it, v its distance from the table's edge);
   3. the k low bits of u + 1, in uniform chunks of at most CHUNK_BITS bits.
@@ -27,11 +29,26 @@ CHUNK_BITS = 16
 _UNIFORM = constriction.stream.model.Uniform()
 
 
-def _models(tables: CodingTables):
-    scale = float(1 << tables.precision)
-    for c in range(tables.channels):
-        row = tables.freqs[c, : tables.lengths[c]].astype(np.float64) / scale
-        yield constriction.stream.model.Categorical(row, perfect=False)
+def _model(tables: CodingTables, row: int):
+    freqs = tables.freqs[row, : tables.lengths[row]].astype(np.float64) / float(1 << tables.precision)
+    return constriction.stream.model.Categorical(freqs, perfect=False)
+
+
+def _groups(indexes: np.ndarray, n_tables: int) -> tuple[np.ndarray, np.ndarray]:
+    """(order, bounds): the positions of the symbols of table k, in increasing order,
+    are order[bounds[k]:bounds[k + 1]]."""
+    order = np.argsort(indexes, kind="stable")
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(indexes, minlength=n_tables))])
+    return order, bounds
+
+
+def _check_indexes(indexes: np.ndarray, n: int, tables: CodingTables) -> np.ndarray:
+    indexes = np.asarray(indexes)
+    if indexes.shape != (n,) or indexes.dtype.kind not in "iu":
+        raise ValueError(f"indexes must be {n} integers, got {indexes.dtype} {indexes.shape}")
+    if n and (indexes.min() < 0 or indexes.max() >= tables.channels):
+        raise ValueError(f"table indexes must lie in 0..{tables.channels - 1}")
+    return indexes.astype(np.int64)
 
 
 def _chunk_sizes(bits: np.ndarray) -> np.ndarray:
@@ -68,19 +85,25 @@ def _join_chunks(chunks: np.ndarray, bits: np.ndarray) -> np.ndarray:
     return np.array(out, dtype=np.int64)
 
 
-def encode(symbols: np.ndarray, tables: CodingTables) -> bytes:
-    """Codes int32 ``symbols`` of shape (C, n), row c with table row c."""
+def encode_indexed(symbols: np.ndarray, indexes: np.ndarray, tables: CodingTables) -> bytes:
+    """Codes int32 ``symbols`` (1-D), symbol i with table row ``indexes[i]``.
+
+    Table by table (rows 0, 1, ...), the symbols of that table in increasing position,
+    then that table's escapes (module docstring). The decoder needs the same indexes.
+    """
     symbols = np.asarray(symbols)
-    if symbols.ndim != 2 or symbols.shape[0] != tables.channels:
-        raise ValueError(f"symbols must have shape ({tables.channels}, n), got {symbols.shape}")
-    if symbols.dtype != np.int32:
-        raise ValueError(f"symbols must be int32, got {symbols.dtype}")
+    if symbols.ndim != 1 or symbols.dtype != np.int32:
+        raise ValueError(f"symbols must be a 1-D int32 array, got {symbols.dtype} {symbols.shape}")
+    indexes = _check_indexes(indexes, symbols.size, tables)
+    order, bounds = _groups(indexes, tables.channels)
     encoder = constriction.stream.queue.RangeEncoder()
-    for c, model in enumerate(_models(tables)):
-        escape = int(tables.lengths[c]) - 1
-        index = symbols[c].astype(np.int64) - int(tables.offsets[c])
+    for k in range(tables.channels):
+        if bounds[k] == bounds[k + 1]:
+            continue
+        escape = int(tables.lengths[k]) - 1
+        index = symbols[order[bounds[k]: bounds[k + 1]]].astype(np.int64) - int(tables.offsets[k])
         outside = (index < 0) | (index >= escape)
-        encoder.encode(np.where(outside, escape, index).astype(np.int32), model)
+        encoder.encode(np.where(outside, escape, index).astype(np.int32), _model(tables, k))
         if outside.any():
             idx = index[outside]
             u = np.where(idx >= escape, 2 * (idx - escape), 2 * (-idx - 1) + 1) + 1
@@ -91,34 +114,56 @@ def encode(symbols: np.ndarray, tables: CodingTables) -> bytes:
     return encoder.get_compressed().astype("<u4").tobytes()
 
 
-def min_payload_bits(tables: CodingTables, count: int) -> float:
-    """A lower bound on the coded size of ``count`` symbols per channel, in bits.
+def encode(symbols: np.ndarray, tables: CodingTables) -> bytes:
+    """Codes int32 ``symbols`` of shape (C, n), row c with table row c."""
+    symbols = np.asarray(symbols)
+    if symbols.ndim != 2 or symbols.shape[0] != tables.channels:
+        raise ValueError(f"symbols must have shape ({tables.channels}, n), got {symbols.shape}")
+    if symbols.dtype != np.int32:
+        raise ValueError(f"symbols must be int32, got {symbols.dtype}")
+    return encode_indexed(symbols.reshape(-1), _channel_indexes(*symbols.shape), tables)
 
-    No symbol can cost less than -log2 of its channel's most probable entry; the range
+
+def _channel_indexes(channels: int, count: int) -> np.ndarray:
+    return np.repeat(np.arange(channels, dtype=np.int32), count)
+
+
+def min_payload_bits(tables: CodingTables, indexes: np.ndarray) -> float:
+    """A lower bound on the coded size of symbols coded with these table indexes, in bits.
+
+    No symbol can cost less than -log2 of its table's most probable entry; the range
     coder's own 24-bit models may round that probability up a little, hence the 0.9.
     """
     top = tables.freqs.max(axis=1).astype(np.float64) / float(1 << tables.precision)
-    return 0.9 * count * float(-np.log2(top).sum())
+    counts = np.bincount(np.asarray(indexes, dtype=np.int64), minlength=tables.channels)
+    return 0.9 * float((counts * -np.log2(top)).sum())
 
 
-def decode(data: bytes, tables: CodingTables, count: int) -> np.ndarray:
-    """Inverse of :func:`encode`: int32 array of shape (C, count).
+def decode_indexed(data: bytes, indexes: np.ndarray, tables: CodingTables) -> np.ndarray:
+    """Inverse of :func:`encode_indexed`: int32 array shaped like ``indexes``.
 
-    Raises BitstreamError on data that cannot come from ``encode`` with these tables:
-    a length that is not whole words, a decoded value outside int32, or leftover words.
+    Raises BitstreamError on data that cannot come from ``encode_indexed`` with these
+    tables and indexes: a length that is not whole words, a decoded value outside int32,
+    or leftover words.
     """
+    shape = np.asarray(indexes).shape
+    indexes = _check_indexes(np.asarray(indexes).reshape(-1), int(np.prod(shape)), tables)
     if len(data) % 4:
         raise BitstreamError("entropy-coded payload is not a whole number of 32-bit words")
-    if 8 * len(data) + 64 < min_payload_bits(tables, count):
+    if 8 * len(data) + 64 < min_payload_bits(tables, indexes):
         raise BitstreamError(f"payload of {len(data)} bytes is too short for the image size in the "
                              "header (forged or corrupt header)")
     words = np.frombuffer(data, dtype="<u4").astype(np.uint32)
-    out = np.empty((tables.channels, count), dtype=np.int32)
+    out = np.empty(indexes.size, dtype=np.int32)
+    order, bounds = _groups(indexes, tables.channels)
     try:
         decoder = constriction.stream.queue.RangeDecoder(words)
-        for c, model in enumerate(_models(tables)):
-            escape = int(tables.lengths[c]) - 1
-            index = decoder.decode(model, count).astype(np.int64)
+        for k in range(tables.channels):
+            count = int(bounds[k + 1] - bounds[k])
+            if count == 0:
+                continue
+            escape = int(tables.lengths[k]) - 1
+            index = decoder.decode(_model(tables, k), count).astype(np.int64)
             outside = index == escape
             n_escapes = int(outside.sum())
             if n_escapes:
@@ -129,14 +174,19 @@ def decode(data: bytes, tables: CodingTables, count: int) -> np.ndarray:
                 u = _join_chunks(chunks, bits) - 1
                 folded = np.where(u % 2 == 0, escape + u // 2, -(u // 2) - 1)
                 index[outside] = folded
-            values = index + int(tables.offsets[c])
+            values = index + int(tables.offsets[k])
             if values.size and (values.min() < np.iinfo(np.int32).min or values.max() > np.iinfo(np.int32).max):
                 raise BitstreamError("entropy-coded payload decodes to values outside int32")
-            out[c] = values
+            out[order[bounds[k]: bounds[k + 1]]] = values
         if not decoder.maybe_exhausted():
             raise BitstreamError("entropy-coded payload has data left over after the last symbol")
     except BitstreamError:
         raise
     except Exception as exc:  # constriction reports malformed streams as generic errors
         raise BitstreamError(f"entropy-coded payload is corrupt ({exc})") from None
-    return out
+    return out.reshape(shape)
+
+
+def decode(data: bytes, tables: CodingTables, count: int) -> np.ndarray:
+    """Inverse of :func:`encode`: int32 array of shape (C, count)."""
+    return decode_indexed(data, _channel_indexes(tables.channels, count), tables).reshape(tables.channels, count)
