@@ -39,6 +39,30 @@ def train_tiny(steps: int = 30, seed: int = 0, N: int = 8):
     return model
 
 
+def train_tiny_hp(steps: int = 30, seed: int = 0, N: int = 8):
+    """A bls2017-hp with N = M = 8 channels, trained briefly with a quality per image."""
+    torch.manual_seed(seed)
+    model = build_model("bls2017-hp", N=N, hyper_channels=N)
+    opt = torch.optim.Adam(model.main_parameters(), lr=1e-2)
+    aux = torch.optim.Adam(model.aux_parameters(), lr=1e-1)
+    x = torch.from_numpy(np.stack([smooth_image(64, 64, seed=s) for s in range(4)]))
+    x = x.permute(0, 3, 1, 2).float() / 255
+    q = torch.linspace(*model.quality_range, 4)
+    for _ in range(steps):
+        train_step(model, x, model.lmbda(q), opt, aux, quantizer="mixed", quality=q)
+    return model
+
+
+@pytest.fixture(scope="session")
+def tiny_hp_artifact_bytes() -> bytes:
+    return save_artifact(train_tiny_hp(), {"name": "tiny-hp-test"})
+
+
+@pytest.fixture(scope="session")
+def tiny_hp_artifact(tiny_hp_artifact_bytes):
+    return load_artifact_bytes(tiny_hp_artifact_bytes)
+
+
 @pytest.fixture(scope="session")
 def tiny_artifact_bytes() -> bytes:
     return save_artifact(train_tiny(), {"name": "tiny-test"})

@@ -16,13 +16,14 @@ from licodec.zoo.artifact import load_artifact_bytes, save_artifact
 def test_decoded_latents_equal_the_encoder_symbols_exactly(tiny_artifact):
     img = smooth_image(45, 70)
     data = encode_array(img, tiny_artifact)
-    header, payload = bitstream.read(data)
+    header, sections = bitstream.read(data)
+    payload = sections["y"]
     m, h, w = latent_shape(tiny_artifact, 45, 70)
     x = torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255
     ph, pw = pad_amounts(45, 70, 16)
     x = torch.nn.functional.pad(x, (0, pw, 0, ph), mode="replicate")
     expected = tiny_artifact.model.analyse(x)[0].numpy().reshape(m, -1)
-    decoded = coding.decode(payload, tiny_artifact.tables, h * w)
+    decoded = coding.decode(payload, tiny_artifact.tables["y"], h * w)
     assert np.array_equal(decoded, expected)
     # and the decoded image is the rounded reconstruction of exactly those latents
     with torch.no_grad():
@@ -90,10 +91,11 @@ def test_unknown_model_without_weights_is_a_clear_error(tiny_artifact):
 
 
 def test_corrupt_payload_with_valid_checksum_is_an_error_not_a_crash(tiny_artifact):
-    header, payload = bitstream.read(encode_array(smooth_image(32, 32), tiny_artifact))
+    header, sections = bitstream.read(encode_array(smooth_image(32, 32), tiny_artifact))
+    payload = sections["y"]
     for bad in (payload[:-4], payload + b"\0\0\0\0" * 50, b"\xff" * len(payload)):
         try:
-            decode_array(bitstream.write(header, bad), tiny_artifact)
+            decode_array(bitstream.write(header, {"y": bad}), tiny_artifact)
         except BitstreamError:
             pass
 

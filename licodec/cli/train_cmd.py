@@ -10,7 +10,11 @@ def add_arguments(p):
     d = TrainConfig(data="", out="")
     p.add_argument("--data", required=True, help="folder of training images (PNG/JPEG, any size)")
     p.add_argument("--out", required=True, help="run folder: checkpoint.pt, log.csv, model.safetensors")
-    p.add_argument("--model", default=d.model, choices=["bls2017", "factorized"])
+    p.add_argument("--model", default=d.model, choices=["bls2017", "factorized", "bls2017-hp"],
+                   help="architecture; bls2017-hp: mean-scale hyperprior, one network for every rate "
+                        "(its lambdas come from the model's quality range; --lmbda is not used)")
+    p.add_argument("--gains", default=d.gains, choices=["channel", "scalar"],
+                   help="bls2017-hp: how the quality scales the latents")
     p.add_argument("--N", type=int, help="hidden channels (default: the architecture's)")
     p.add_argument("--M", type=int, help="latent channels (default: the architecture's)")
     p.add_argument("--lmbda", type=float, default=d.lmbda, help="rate-distortion trade-off")

@@ -134,6 +134,12 @@ class EntropyBottleneck(nn.Module):
         medians = self.medians.view(1, -1, *([1] * (y.dim() - 2)))
         return torch.round(y.float() - medians).to(torch.int32)
 
+    def quantize_st(self, y: Tensor) -> Tensor:
+        """round(y - median) as float, with the identity's gradient (training)."""
+        medians = self.medians.view(1, -1, *([1] * (y.dim() - 2)))
+        v = y - medians
+        return v + (torch.round(v) - v).detach()
+
     def dequantize(self, symbols: Tensor) -> Tensor:
         medians = self.medians.view(1, -1, *([1] * (symbols.dim() - 2)))
         return symbols.float() + medians

@@ -22,12 +22,31 @@ from ..layers import GDN
 class ModelConfig:
     """Everything needed to rebuild a model's modules (stored next to its weights)."""
 
-    architecture: str  # "bls2017" or "factorized"
+    architecture: str  # "bls2017", "factorized" or "bls2017-hp"
     N: int = 192  # channels of the hidden stages
     M: int = 192  # channels of the latent y
+    # Hyperprior models only (None elsewhere, and then left out of the stored config,
+    # so that the digests of earlier models do not change):
+    hyper_channels: int | None = None  # channels of z
+    scale_levels: int | None = None  # scales in the Gaussian's table
+    quality_min: float | None = None  # the range of the quality parameter
+    quality_max: float | None = None
+    lmbda_min: float | None = None  # lambda at quality_min and quality_max (log-linear)
+    lmbda_max: float | None = None
+    lmbda_ref: float | None = None  # lambda the warm-start transforms were trained for
+    gains: str | None = None  # "channel": a gain per latent channel; "scalar": one step size
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+    @classmethod
+    def from_dict(cls, config: dict) -> "ModelConfig":
+        """The config a model file stores; an unknown field is an error, not dropped."""
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(config) - known)
+        if unknown:
+            raise ValueError(f"unknown config field(s) {', '.join(unknown)} (written by a newer licodec?)")
+        return cls(**config)
 
 
 @dataclass
@@ -35,6 +54,7 @@ class RDOutput:
     x_hat: Tensor
     likelihoods: Tensor  # per element of y
     y: Tensor
+    z_likelihoods: Tensor | None = None  # per element of z (hyperprior models)
 
 
 def _conv(cin: int, cout: int, kernel: int, stride: int) -> nn.Conv2d:
@@ -97,9 +117,8 @@ class CompressionModel(nn.Module):
         return self.g_s(self.entropy_bottleneck.dequantize(symbols))
 
 
-def bls2017(config: ModelConfig) -> CompressionModel:
+def bls2017_transforms(N: int, M: int) -> tuple[nn.Sequential, nn.Sequential]:
     """Balle, Laparra, Simoncelli 2017: 9x9/4, 5x5/2, 5x5/2 stages, each with GDN."""
-    N, M = config.N, config.M
     g_a = nn.Sequential(
         _conv(3, N, 9, 4), GDN(N),
         _conv(N, N, 5, 2), GDN(N),
@@ -110,6 +129,12 @@ def bls2017(config: ModelConfig) -> CompressionModel:
         GDN(N, inverse=True), _deconv(N, N, 5, 2),
         GDN(N, inverse=True), _deconv(N, 3, 9, 4),
     )
+    return g_a, g_s
+
+
+def bls2017(config: ModelConfig) -> CompressionModel:
+    """The paper's model: its transforms and the factorized density."""
+    g_a, g_s = bls2017_transforms(config.N, config.M)
     return CompressionModel(config, g_a, g_s, downsampling_factor=16)
 
 
@@ -131,16 +156,39 @@ def factorized(config: ModelConfig) -> CompressionModel:
     return CompressionModel(config, g_a, g_s, downsampling_factor=16)
 
 
-ARCHITECTURES = {"bls2017": bls2017, "factorized": factorized}
-DEFAULT_CHANNELS = {"bls2017": (192, 192), "factorized": (128, 192)}
+def bls2017_hp(config: ModelConfig):
+    from .hyperprior import MeanScaleHyperprior
+    return MeanScaleHyperprior(config)
 
 
-def build_model(architecture: str, N: int | None = None, M: int | None = None) -> CompressionModel:
+ARCHITECTURES = {"bls2017": bls2017, "factorized": factorized, "bls2017-hp": bls2017_hp}
+DEFAULT_CHANNELS = {"bls2017": (192, 192), "factorized": (128, 192), "bls2017-hp": (192, 192)}
+# The hyperprior's defaults: 64 scales (0.11 .. 256), qualities 1 .. 9 with lambda
+# doubling per step from 0.0004 (q1, below the rate of bls2017-mse-q1) to 0.1024 (q9).
+HYPERPRIOR_DEFAULTS = {"hyper_channels": 192, "scale_levels": 64, "quality_min": 1.0, "quality_max": 9.0,
+                       "lmbda_min": 0.0004, "lmbda_max": 0.1024, "lmbda_ref": 0.013,
+                       "gains": "channel"}
+
+
+def build_from_config(config: ModelConfig):
+    """The one place a model is rebuilt from its config (every field is used)."""
+    if config.architecture not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {config.architecture!r}; "
+                         f"choose from {', '.join(sorted(ARCHITECTURES))}")
+    return ARCHITECTURES[config.architecture](config)
+
+
+def build_model(architecture: str, N: int | None = None, M: int | None = None, **options):
+    """A new model of ``architecture`` with default or given channel counts; hyperprior
+    models take the HYPERPRIOR_DEFAULTS fields as ``options``."""
     if architecture not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {architecture!r}; "
                          f"choose from {', '.join(sorted(ARCHITECTURES))}")
     dn, dm = DEFAULT_CHANNELS[architecture]
-    if architecture == "bls2017" and N is not None and M is None:
+    if architecture in ("bls2017", "bls2017-hp") and N is not None and M is None:
         M = N  # the paper's model has one channel count throughout
-    config = ModelConfig(architecture, N=N or dn, M=M or dm)
-    return ARCHITECTURES[architecture](config)
+    if architecture == "bls2017-hp":
+        options = {**HYPERPRIOR_DEFAULTS, **{k: v for k, v in options.items() if v is not None}}
+    elif options:
+        raise ValueError(f"{architecture} takes no options {sorted(options)}")
+    return build_from_config(ModelConfig(architecture, N=N or dn, M=M or dm, **options))

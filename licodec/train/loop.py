@@ -15,7 +15,7 @@ import torch.distributed as dist
 from ..errors import LicodecError
 from ..eval.metrics import MS_SSIM_MIN_SIDE
 from ..imageio import atomic_write
-from ..models import build_model
+from ..models import build_from_config, build_model
 from .data import CropDataset
 from .step import train_step
 
@@ -35,6 +35,7 @@ class TrainConfig:
     lmbda: float = 0.0130
     metric: str = "mse"
     quantizer: str = "noise"  # what the synthesis sees in training: "noise" or "mixed"
+    gains: str = "channel"  # bls2017-hp: per-channel gains or one scalar step ("scalar")
     crop: int = 256
     batch: int = 8
     steps: int = 100_000
@@ -76,15 +77,28 @@ class _Distributed:
         return self.rank == 0
 
 
-def _load_init(model, path: str) -> list[dict]:
+def load_weights(model, state: dict, log=print) -> None:
+    """Loads ``state`` into ``model``; a model of another architecture takes only the
+    transforms they share (a hyperprior model warm-started from bls2017 weights)."""
+    if type(model).__name__ == "MeanScaleHyperprior" and not any(k.startswith("h_s") for k in state):
+        shared = {k: v for k, v in state.items() if k.startswith(("g_a.", "g_s."))}
+        missing = model.load_state_dict(shared, strict=False).missing_keys
+        if any(k.startswith(("g_a.", "g_s.")) for k in missing):
+            raise LicodecError("--init weights do not hold the transforms of this model")
+        log(f"warm start: {len(shared)} tensors of g_a and g_s from the --init weights")
+        return
+    model.load_state_dict(state)
+
+
+def _load_init(model, path: str, log=print) -> list[dict]:
     """Loads the weights; returns their training history (see ``run_record``)."""
     from ..zoo.artifact import load_artifact
     if str(path).endswith(".pt"):
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        model.load_state_dict(ckpt["model"])
+        load_weights(model, ckpt["model"], log)
         return checkpoint_history(ckpt, name=Path(path).parent.name)
     art = load_artifact(path)
-    model.load_state_dict(art.model.state_dict())
+    load_weights(model, art.model.state_dict(), log)
     return list(art.info.get("history", [])) + [run_record(art.info)]
 
 
@@ -150,7 +164,12 @@ def checkpoint_history(ckpt: dict, name: str) -> list[dict]:
     return info["history"] + [run_record({**info, "name": name})]
 
 
-def validate(model, folder: str, limit: int) -> dict:
+# A variable-rate model is validated at these qualities (those inside its range); the
+# log's valid_* columns hold the middle one.
+VALID_QUALITIES = (1.0, 3.0, 5.0, 7.0, 9.0)
+
+
+def validate(model, folder: str, limit: int, log=None) -> dict:
     """Mean bpp (real bytes), PSNR and MS-SSIM over the first ``limit`` images of folder."""
     from ..codec import decode_array, encode_array
     from ..eval.metrics import ms_ssim, psnr
@@ -158,16 +177,39 @@ def validate(model, folder: str, limit: int) -> dict:
     from ..zoo.artifact import load_artifact_bytes, save_artifact
 
     art = load_artifact_bytes(save_artifact(model, {"name": "validation"}))  # a CPU copy
-    bpps, psnrs, msssims = [], [], []
-    for path in list_images(folder)[:limit]:
-        img = load_rgb(path)
-        data = encode_array(img, art)
-        rec = decode_array(data, art)
-        bpps.append(8.0 * len(data) / (img.shape[0] * img.shape[1]))
-        psnrs.append(psnr(img, rec))
-        msssims.append(ms_ssim(img, rec))
-    return {"valid_bpp": float(np.mean(bpps)), "valid_psnr": float(np.mean(psnrs)),
-            "valid_ms_ssim": float(np.mean(msssims))}
+    if art.hyperprior:
+        q_min, q_max = art.model.quality_range
+        qualities = [q for q in VALID_QUALITIES if q_min <= q <= q_max] or [q_min]
+    else:
+        qualities = [None]
+    images = [load_rgb(path) for path in list_images(folder)[:limit]]
+    results = []
+    for q in qualities:
+        bpps, psnrs, msssims = [], [], []
+        for img in images:
+            data = encode_array(img, art, q)
+            rec = decode_array(data, art)
+            bpps.append(8.0 * len(data) / (img.shape[0] * img.shape[1]))
+            psnrs.append(psnr(img, rec))
+            msssims.append(ms_ssim(img, rec))
+        results.append({"valid_bpp": float(np.mean(bpps)), "valid_psnr": float(np.mean(psnrs)),
+                        "valid_ms_ssim": float(np.mean(msssims))})
+    if log is not None:
+        log("validation: " + "; ".join(
+            ("" if q is None else f"q {q:g}: ") + f"{r['valid_bpp']:.4f} bpp, {r['valid_psnr']:.2f} dB, "
+            f"MS-SSIM {r['valid_ms_ssim']:.4f}" for q, r in zip(qualities, results)))
+    return results[len(results) // 2]
+
+
+def checkpoint_model_config(ckpt: dict) -> dict:
+    """The model config a checkpoint was trained with (for one written before
+    checkpoints recorded it: rebuilt from its run config and today's defaults)."""
+    if "model_config" in ckpt:
+        return dict(ckpt["model_config"])
+    from ..models import build_model
+    run = ckpt.get("config", {})
+    options = {"gains": run.get("gains", "channel")} if run.get("model") == "bls2017-hp" else {}
+    return build_model(run.get("model", "bls2017"), run.get("N"), run.get("M"), **options).config.to_dict()
 
 
 def check_config(cfg: TrainConfig) -> None:
@@ -197,8 +239,13 @@ def train(cfg: TrainConfig, log=print) -> Path:
     torch.manual_seed(cfg.seed + ddp.rank)
     rng = np.random.default_rng([cfg.seed, ddp.rank])
 
-    model = build_model(cfg.model, cfg.N, cfg.M)
     ckpt_path = out / CHECKPOINT_NAME
+    if cfg.resume and ckpt_path.exists():  # the model the run was started with, whatever the flags say
+        from ..models import ModelConfig
+        ckpt_config = checkpoint_model_config(torch.load(ckpt_path, map_location="cpu", weights_only=True))
+        model = build_from_config(ModelConfig.from_dict(ckpt_config))
+    else:
+        model = build_model(cfg.model, cfg.N, cfg.M, **({"gains": cfg.gains} if cfg.model == "bls2017-hp" else {}))
     start_step, wall0 = 0, 0.0
     history: list[dict] = []  # the runs the initial weights came from, oldest first
     changes: list[dict] = []  # settings changed by resumes (see resume_changes)
@@ -206,7 +253,7 @@ def train(cfg: TrainConfig, log=print) -> Path:
         raise FileExistsError(f"{out} already holds a run ({ckpt_path.name}); pass --resume to continue it, "
                               "or choose another --out")
     if cfg.init and not (cfg.resume and ckpt_path.exists()):
-        history = _load_init(model, cfg.init)
+        history = _load_init(model, cfg.init, log)
     model.to(device)
     if cfg.channels_last:
         model.to(memory_format=torch.channels_last)
@@ -241,10 +288,14 @@ def train(cfg: TrainConfig, log=print) -> Path:
             dist.broadcast(p, 0)
     fwd = torch.compile(net) if cfg.compile else net
 
+    variable_rate = hasattr(model, "quality_range")
     data = CropDataset(cfg.data, cfg.crop, ddp.rank, ddp.world, warn=log if ddp.main else (lambda m: None))
     if ddp.main:
         log(f"{len(data)} training images per rank, {ddp.world} rank(s), model {cfg.model} "
-            f"(N={model.config.N}, M={model.config.M}), lambda {cfg.lmbda}, {cfg.metric}")
+            f"(N={model.config.N}, M={model.config.M}), "
+            + (f"qualities {model.quality_range[0]:g}..{model.quality_range[1]:g}, lambda "
+               f"{model.config.lmbda_min:g}..{model.config.lmbda_max:g}" if variable_rate else f"lambda {cfg.lmbda}")
+            + f", {cfg.metric}")
 
     log_path = out / LOG_NAME
     if ddp.main and not log_path.exists():
@@ -255,7 +306,8 @@ def train(cfg: TrainConfig, log=print) -> Path:
         if not ddp.main:
             return
         rngs = [rng.bit_generator.state]
-        blob = {"model": model.state_dict(), "opt": opt.state_dict(), "aux_opt": aux_opt.state_dict(),
+        blob = {"model": model.state_dict(), "model_config": model.config.to_dict(),
+                "opt": opt.state_dict(), "aux_opt": aux_opt.state_dict(),
                 "step": step, "wall_s": wall, "config": asdict(cfg), "rng": rngs, "history": history,
                 "changes": changes}
         tmp = ckpt_path.with_suffix(".tmp")
@@ -285,9 +337,14 @@ def train(cfg: TrainConfig, log=print) -> Path:
         x = batch.permute(0, 3, 1, 2).float().div_(255.0)
         if cfg.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
+        quality, lmbda = None, cfg.lmbda
+        if variable_rate:  # one quality per image, uniform over the model's range
+            quality = torch.from_numpy(rng.uniform(*model.quality_range, size=cfg.batch)).float().to(device)
+            lmbda = model.lmbda(quality)
 
-        r = train_step(model, x, cfg.lmbda, opt, aux_opt, metric=cfg.metric, bf16=cfg.bf16, clip=cfg.clip,
-                       forward=fwd, quantizer=cfg.quantizer, before_aux_step=average_aux_grads if ddp.enabled else None)
+        r = train_step(model, x, lmbda, opt, aux_opt, metric=cfg.metric, bf16=cfg.bf16, clip=cfg.clip,
+                       forward=fwd, quantizer=cfg.quantizer, quality=quality,
+                       before_aux_step=average_aux_grads if ddp.enabled else None)
         loss, bpp, mse, aux = r.loss, r.bpp, r.mse, r.aux
         num_pixels = x.shape[0] * x.shape[2] * x.shape[3]
         if not math.isfinite(loss.item()):
@@ -307,7 +364,7 @@ def train(cfg: TrainConfig, log=print) -> Path:
                    "mpix_s": n * num_pixels * ddp.world / dt / 1e6}
             if cfg.valid and (done % cfg.valid_every == 0 or done == cfg.steps):
                 model.eval()
-                row.update(validate(model, cfg.valid, cfg.valid_limit))
+                row.update(validate(model, cfg.valid, cfg.valid_limit, log))
                 model.train()
             with open(log_path, "a", newline="") as fh:
                 csv.writer(fh).writerow([_fmt(row.get(k, "")) for k in LOG_FIELDS])
@@ -323,7 +380,7 @@ def train(cfg: TrainConfig, log=print) -> Path:
     if ddp.main:
         save_checkpoint(cfg.steps, wall0 + time.time() - t_start)
         from ..zoo.artifact import save_artifact
-        cpu_model = build_model(model.config.architecture, model.config.N, model.config.M)
+        cpu_model = build_from_config(model.config)
         cpu_model.load_state_dict({k: v.float().cpu() for k, v in model.state_dict().items()})
         info = {"name": out.name, **run_info(asdict(cfg), cfg.steps, wall0 + time.time() - t_start, history, changes)}
         atomic_write(final, save_artifact(cpu_model, info), force=True)

@@ -3,8 +3,10 @@
     loss = bpp + lmbda * 255**2 * MSE          (metric "mse", images in [0, 1])
     loss = bpp + lmbda * (1 - MS-SSIM)         (metric "ms-ssim")
 
-bpp is -sum(log2 likelihoods) / pixels of the noisy latents. The entropy model's tail
-quantiles have their own optimiser and loss (aux_loss).
+bpp is -sum(log2 likelihoods) / pixels of the noisy latents (y, and z for a hyperprior
+model). A variable-rate model is trained with a quality per image and its lambda(q):
+the loss is the mean over the batch of each image's bpp + lambda(q) * distortion. The
+entropy model's tail quantiles have their own optimiser and loss (aux_loss).
 """
 from __future__ import annotations
 
@@ -23,26 +25,39 @@ class StepResult:
 
 
 def distortion(metric: str, x_hat: Tensor, x: Tensor) -> tuple[Tensor, Tensor]:
-    """(distortion term, mse) of float32 images in [0, 1]."""
-    mse = torch.mean((x_hat - x) ** 2)
+    """(distortion term, mse) per image, of float32 images in [0, 1]."""
+    mse = torch.mean((x_hat - x) ** 2, dim=(1, 2, 3))
     if metric == "mse":
         return 255.0**2 * mse, mse
     if metric == "ms-ssim":
         from pytorch_msssim import ms_ssim
-        return 1.0 - ms_ssim(x_hat.clamp(0, 1), x, data_range=1.0), mse
+        return 1.0 - ms_ssim(x_hat.clamp(0, 1), x, data_range=1.0, size_average=False), mse
     raise ValueError(f"unknown metric {metric!r}")
 
 
-def train_step(model, x: Tensor, lmbda: float, opt, aux_opt, *, metric: str = "mse", bf16: bool = False,
-               clip: float = 0.0, forward=None, before_aux_step=None, quantizer: str = "noise") -> StepResult:
-    """Forward (``forward`` may be a compiled or DDP-wrapped model), loss, both optimiser steps."""
+def bits_per_image(likelihoods: Tensor) -> Tensor:
+    return -torch.log2(likelihoods).flatten(1).sum(dim=1)
+
+
+def train_step(model, x: Tensor, lmbda: float | Tensor, opt, aux_opt, *, metric: str = "mse", bf16: bool = False,
+               clip: float = 0.0, forward=None, before_aux_step=None, quantizer: str = "noise",
+               quality: Tensor | None = None) -> StepResult:
+    """Forward (``forward`` may be a compiled or DDP-wrapped model), loss, both optimiser steps.
+
+    ``quality`` (one per image) goes to a variable-rate model, whose ``lmbda`` is then
+    a tensor of one lambda per image.
+    """
     forward = model if forward is None else forward
+    kwargs = {} if quality is None else {"quality": quality}
     with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
-        out = forward(x, training=True, quantizer=quantizer)
-    num_pixels = x.shape[0] * x.shape[2] * x.shape[3]
-    bpp = -torch.log2(out.likelihoods).sum() / num_pixels
-    dist_term, mse = distortion(metric, out.x_hat.float(), x)
-    loss = bpp + lmbda * dist_term
+        out = forward(x, training=True, quantizer=quantizer, **kwargs)
+    bits = bits_per_image(out.likelihoods)
+    if out.z_likelihoods is not None:
+        bits = bits + bits_per_image(out.z_likelihoods)
+    bpp_i = bits / (x.shape[2] * x.shape[3])
+    dist_term, mse_i = distortion(metric, out.x_hat.float(), x)
+    loss = torch.mean(bpp_i + lmbda * dist_term)
+    bpp, mse = bpp_i.mean(), mse_i.mean()
     opt.zero_grad(set_to_none=True)
     loss.backward()
     if clip > 0:

@@ -20,11 +20,13 @@ from safetensors.numpy import save as st_save_bytes
 
 from ..coding.tables import CDF_PRECISION, CodingTables
 from ..errors import ModelError
-from ..models import CompressionModel, ModelConfig, build_model
+from ..models import CompressionModel, ModelConfig, build_from_config
 
 FORMAT_NAME = "licodec-model"
 FORMAT_VERSION = 1
 TABLE_PREFIX = "tables."
+# A factorized model's tables are stored as tables.freqs, ... (what licodec 0.1 wrote);
+# a model with several coded latents stores tables.<section>.freqs, ...
 # An artifact larger than this is refused before reading (shipped ones are ~10 MB).
 MAX_ARTIFACT_BYTES = 1 << 30
 
@@ -32,13 +34,21 @@ MAX_ARTIFACT_BYTES = 1 << 30
 @dataclass
 class Artifact:
     model: CompressionModel
-    tables: CodingTables
+    tables: dict[str, CodingTables]  # by bitstream section: "y" (and "z" for a hyperprior)
     digest: bytes  # sha256 of tensors + config
     info: dict = field(default_factory=dict)  # lmbda, metric, steps, ... (not hashed)
 
     @property
     def model_id(self) -> str:
         return str(self.info.get("name", self.model.config.architecture))
+
+    @property
+    def hyperprior(self) -> bool:
+        return "z" in self.tables
+
+    @property
+    def precision(self) -> int:
+        return self.tables["y"].precision
 
 
 def _digest(arrays: dict[str, np.ndarray], config: dict) -> bytes:
@@ -52,7 +62,30 @@ def _digest(arrays: dict[str, np.ndarray], config: dict) -> bytes:
     return h.digest()
 
 
-def export_arrays(model: CompressionModel, precision: int = CDF_PRECISION) -> tuple[dict, CodingTables]:
+def build_tables(model, precision: int = CDF_PRECISION) -> dict[str, CodingTables]:
+    """The coding tables of every coded latent of ``model``, by section name."""
+    if hasattr(model, "gaussian"):
+        return {"z": model.entropy_bottleneck.build_tables(precision),
+                "y": model.gaussian.build_tables(precision)}
+    return {"y": model.entropy_bottleneck.build_tables(precision)}
+
+
+def _table_arrays(tables: dict[str, CodingTables]) -> dict[str, np.ndarray]:
+    if set(tables) == {"y"}:
+        return {TABLE_PREFIX + k: v for k, v in tables["y"].to_arrays().items()}
+    return {f"{TABLE_PREFIX}{name}.{k}": v for name, t in tables.items() for k, v in t.to_arrays().items()}
+
+
+def _tables_from_arrays(arrays: dict[str, np.ndarray]) -> dict[str, CodingTables]:
+    keys = [k[len(TABLE_PREFIX):] for k in arrays if k.startswith(TABLE_PREFIX)]
+    if not any("." in k for k in keys):
+        return {"y": CodingTables.from_arrays({k: arrays[TABLE_PREFIX + k] for k in keys})}
+    names = sorted({k.split(".", 1)[0] for k in keys})
+    return {name: CodingTables.from_arrays({k.split(".", 1)[1]: arrays[TABLE_PREFIX + k]
+                                            for k in keys if k.startswith(name + ".")}) for name in names}
+
+
+def export_arrays(model: CompressionModel, precision: int = CDF_PRECISION) -> tuple[dict, dict[str, CodingTables]]:
     """Rounds the weights to fp16, loads them back and builds tables from exactly those.
 
     The tail quantiles are set by bisection first, so the tables cover the density
@@ -62,9 +95,9 @@ def export_arrays(model: CompressionModel, precision: int = CDF_PRECISION) -> tu
     # contiguous: a channels_last model's tensors are strided, and safetensors stores raw memory
     state = {k: v.detach().float().cpu().to(torch.float16).contiguous() for k, v in model.state_dict().items()}
     model.load_state_dict({k: v.float() for k, v in state.items()})
-    tables = model.entropy_bottleneck.build_tables(precision)
+    tables = build_tables(model, precision)
     arrays = {k: v.numpy() for k, v in state.items()}
-    arrays.update({TABLE_PREFIX + k: v for k, v in tables.to_arrays().items()})
+    arrays.update(_table_arrays(tables))
     return arrays, tables
 
 
@@ -119,19 +152,26 @@ def load_artifact_bytes(data: bytes, source: str = "weights") -> Artifact:
     if digest != claimed:
         raise ModelError(f"{source}: weights do not match their recorded sha256 (tampered or corrupt)")
     try:
-        cfg = ModelConfig(**config)
-        model = build_model(cfg.architecture, cfg.N, cfg.M)
-        tables = CodingTables.from_arrays(
-            {k[len(TABLE_PREFIX):]: v for k, v in arrays.items() if k.startswith(TABLE_PREFIX)})
+        if not isinstance(config, dict):
+            raise ValueError("config is not a mapping")
+        model = build_from_config(ModelConfig.from_dict(config))
+        tables = _tables_from_arrays(arrays)
         state = {k: torch.from_numpy(v.astype(np.float32)) for k, v in arrays.items()
                  if not k.startswith(TABLE_PREFIX)}
         model.load_state_dict(state, strict=True)
-    except ModelError:
-        raise
+        if hasattr(model, "check_exact"):
+            model.check_exact()
+    except ModelError as exc:
+        raise ModelError(f"{source}: {exc}") from None
     except (TypeError, ValueError, RuntimeError, KeyError) as exc:
         raise ModelError(f"{source}: weights do not fit the model they describe ({exc})") from None
-    if tables.channels != model.config.M:
-        raise ModelError(f"{source}: {tables.channels} coding tables for {model.config.M} latent channels")
+    expected = ({"z": model.entropy_bottleneck.channels, "y": model.gaussian.levels} if hasattr(model, "gaussian")
+                else {"y": model.config.M})
+    if set(tables) != set(expected):
+        raise ModelError(f"{source}: coding tables for {sorted(tables)}, the model codes {sorted(expected)}")
+    for name, rows in expected.items():
+        if tables[name].channels != rows:
+            raise ModelError(f"{source}: {tables[name].channels} coding tables for {name}, the model needs {rows}")
     return Artifact(model.eval(), tables, digest, info)
 
 

@@ -1,0 +1,190 @@
+"""Mean-scale hyperprior over the paper's transforms, one network for every rate.
+
+    x --g_a--> y --*gain(q)--> y' --h_a--> z --Q--> z_sym --h_s--> index, mu
+                                |                                    |
+                                +-- s = round(y' - mu) <-------------+
+    x_hat <--g_s-- (s + mu) * inverse_gain(q)
+
+- g_a, g_s: Balle, Laparra, Simoncelli 2017 (9x9/4, 5x5/2, 5x5/2 with GDN / IGDN).
+- h_a, h_s and a Gaussian per element of y with predicted mean and scale: Minnen,
+  Balle, Toderici 2018 ("mean-scale"), the scale picked from a log-spaced table.
+- z is coded with the factorized density of the 2017 model (EntropyBottleneck).
+- Variable rate (Cui et al. 2021, "gain units"): a quality q in [q_min, q_max] scales
+  each latent channel by a gain before quantization and by an inverse gain after it,
+  both interpolated exponentially between learned vectors at integer qualities; the
+  network is trained with q drawn per image and lambda(q) log-linear in q.
+- h_s is an integer network up to the table index (layers/integer.py): the index of
+  every symbol's table is computed exactly on any machine. The means come from a
+  float head on the same integer features: they only shift the reconstruction, since
+  the coded symbols are round(y' - mu) and the decoder adds the same mu back.
+
+The quality enters only the float path (gains before h_a, inverse gains before g_s):
+the decoder derives every table index from the z symbols alone.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from ..entropy import EntropyBottleneck
+from ..entropy.gaussian import GaussianConditional
+from ..layers.integer import ACT_BITS, IntegerConv, round_st, shift_round
+from ..ops import add_uniform_noise
+from .base import ModelConfig, RDOutput, _conv, bls2017_transforms
+
+# z symbols entering h_s are clamped to this magnitude (bounds the exact arithmetic);
+# trained z symbols stay within a few tens.
+Z_CLAMP = 1 << 15
+# Extra z positions on each side of a tile of h_a / h_s (wider than their receptive
+# fields of 2 z positions), so tiled results equal whole-image ones.
+HYPER_MARGIN = 4
+
+
+class MeanScaleHyperprior(nn.Module):
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        N, M = config.N, config.M
+        Nz = config.hyper_channels or N
+        H = M * 3 // 2
+        self.g_a, self.g_s = bls2017_transforms(N, M)
+        self.downsampling_factor = 16
+        self.hyper_factor = 4  # z positions per y position, each way
+        self.h_a = nn.Sequential(
+            _conv(M, N, 3, 1), nn.ReLU(inplace=True),
+            _conv(N, N, 5, 2), nn.ReLU(inplace=True),
+            _conv(N, Nz, 5, 2),
+        )
+        self.h_s_trunk = nn.Sequential(
+            IntegerConv(Nz, N, 5, 2, transpose=True, in_bits=0, in_max=Z_CLAMP),
+            IntegerConv(N, H, 5, 2, transpose=True),
+        )
+        self.h_s_index = IntegerConv(H, M, 3, 1, activation=False)
+        with torch.no_grad():  # start at a scale of about 2.4, not at the table's floor
+            self.h_s_index.bias.fill_(25.0)
+        self.h_s_mean = _conv(H, M, 3, 1)
+        self.entropy_bottleneck = EntropyBottleneck(Nz)
+        self.gaussian = GaussianConditional(config.scale_levels or 64)
+        q_min, q_max = self.quality_range
+        anchors = int(round(q_max - q_min)) + 1
+        # log of lambda(q) / lambda of the model the transforms are tuned to
+        # (init: gain = sqrt(lambda ratio), the high-rate optimum of a step size).
+        ref = math.log(config.lmbda_ref or self.lmbda(q_min + (q_max - q_min) * 0.625))
+        logs = torch.tensor([0.5 * (math.log(self.lmbda(q_min + i)) - ref) for i in range(anchors)])
+        if config.gains not in ("channel", "scalar"):
+            raise ValueError(f"gains must be 'channel' or 'scalar', got {config.gains!r}")
+        width = M if config.gains == "channel" else 1
+        self.log_gains = nn.Parameter(logs.view(-1, 1).repeat(1, width).contiguous())
+        self.log_inverse_gains = nn.Parameter(-logs.view(-1, 1).repeat(1, width).contiguous())
+
+    # -- quality -----------------------------------------------------------------------
+    @property
+    def quality_range(self) -> tuple[float, float]:
+        return float(self.config.quality_min), float(self.config.quality_max)
+
+    def lmbda(self, quality: float | Tensor):
+        """The rate-distortion trade-off the network is trained for at ``quality``:
+        log-linear from lmbda_min at quality_min to lmbda_max at quality_max."""
+        q_min, q_max = self.quality_range
+        t = (quality - q_min) / (q_max - q_min)
+        lo, hi = math.log(self.config.lmbda_min), math.log(self.config.lmbda_max)
+        if isinstance(t, Tensor):
+            return torch.exp(lo + (hi - lo) * t)
+        return math.exp(lo + (hi - lo) * t)
+
+    def _interpolate(self, table: Tensor, quality: Tensor) -> Tensor:
+        """Per-image (B, M, 1, 1) exp of the log vectors interpolated at ``quality`` (B,)."""
+        q_min, q_max = self.quality_range
+        pos = (quality.float().clamp(q_min, q_max) - q_min)
+        i = pos.floor().clamp(max=table.shape[0] - 2).long()
+        f = (pos - i).view(-1, 1)
+        logs = table[i] * (1 - f) + table[i + 1] * f
+        return torch.exp(logs)[:, :, None, None]
+
+    def gains(self, quality: Tensor) -> Tensor:
+        return self._interpolate(self.log_gains, quality)
+
+    def inverse_gains(self, quality: Tensor) -> Tensor:
+        return self._interpolate(self.log_inverse_gains, quality)
+
+    # -- training ----------------------------------------------------------------------
+    def forward(self, x: Tensor, quality: Tensor, training: bool | None = None,
+                quantizer: str = "mixed") -> RDOutput:
+        """x in [0, 1], sides multiples of 64; quality (B,). The rate is measured on
+        noisy latents; with quantizer "mixed" the synthesis sees y' rounded about the
+        predicted means (straight-through), as the decoder will."""
+        training = self.training if training is None else training
+        if quantizer not in ("noise", "mixed"):
+            raise ValueError(f"unknown quantizer {quantizer!r}")
+        y = self.g_a(x)
+        with torch.autocast(x.device.type, enabled=False):
+            y = y.float() * self.gains(quality)
+        z = self.h_a(y.to(x.dtype) if x.dtype != torch.float32 else y)
+        with torch.autocast(x.device.type, enabled=False):
+            _, z_likelihoods = self.entropy_bottleneck(z.float(), training=training)
+            z_sym = self.entropy_bottleneck.quantize_st(z.float())
+            index, mu = self.hyper_synthesis(z_sym)
+            if training:
+                y_noisy = add_uniform_noise(y)
+                likelihoods = self.gaussian.likelihood(y_noisy - mu, index)
+                y_hat = round_st(y - mu) + mu if quantizer == "mixed" else y_noisy
+            else:
+                y_hat = torch.round(y - mu) + mu
+                likelihoods = self.gaussian.likelihood(y_hat - mu, index)
+            y_hat = y_hat * self.inverse_gains(quality)
+        x_hat = self.g_s(y_hat)
+        return RDOutput(x_hat=x_hat, likelihoods=likelihoods, y=y, z_likelihoods=z_likelihoods)
+
+    def hyper_synthesis(self, z_sym: Tensor) -> tuple[Tensor, Tensor]:
+        """Training / float simulation of h_s: (continuous index, mu), float32."""
+        feat = self.h_s_trunk(z_sym.clamp(-Z_CLAMP, Z_CLAMP))
+        return self.h_s_index(feat), self.h_s_mean(feat)
+
+    def aux_parameters(self) -> list[nn.Parameter]:
+        return self.entropy_bottleneck.aux_parameters()
+
+    def main_parameters(self) -> list[nn.Parameter]:
+        aux = {id(p) for p in self.aux_parameters()}
+        return [p for p in self.parameters() if id(p) not in aux]
+
+    def aux_loss(self) -> Tensor:
+        return self.entropy_bottleneck.aux_loss()
+
+    # -- coding (the codec calls these; tiling is the codec's) -------------------------
+    @torch.no_grad()
+    def analyse(self, x: Tensor, quality: Tensor) -> Tensor:
+        """Gained latents y' (float32) of images x in [0, 1]."""
+        return self.g_a(x).float() * self.gains(quality)
+
+    @torch.no_grad()
+    def hyper_analyse(self, y: Tensor) -> Tensor:
+        """int32 z symbols of gained latents y' (sides multiples of 4)."""
+        return self.entropy_bottleneck.quantize(self.h_a(y))
+
+    @torch.no_grad()
+    def hyper_index(self, z_sym: Tensor) -> tuple[Tensor, Tensor]:
+        """Exact integer h_s: (table indexes as int32, the integer trunk features as
+        float64). Identical on every machine: see layers/integer.py."""
+        a = z_sym.double().clamp(-Z_CLAMP, Z_CLAMP)
+        for layer in self.h_s_trunk:
+            a = layer.integer_forward(a)
+        acc = self.h_s_index.integer_forward(a)
+        index = shift_round(acc, self.h_s_index.acc_bits).clamp_(0, self.gaussian.levels - 1)
+        return index.to(torch.int32), a
+
+    @torch.no_grad()
+    def hyper_mean(self, features: Tensor) -> Tensor:
+        """Means (float32) from the integer trunk features of ``hyper_index``."""
+        return self.h_s_mean((features / float(1 << ACT_BITS)).float())
+
+    @torch.no_grad()
+    def synthesise(self, y_hat: Tensor, quality: Tensor) -> Tensor:
+        """Reconstruction in [0, 1] (not yet clamped or rounded) from y' = s + mu."""
+        return self.g_s(y_hat * self.inverse_gains(quality))
+
+    def check_exact(self) -> None:
+        """Raises ValueError unless every integer layer is exact in float64."""
+        for layer in (*self.h_s_trunk, self.h_s_index):
+            layer.check_exact()

@@ -1,0 +1,113 @@
+"""Rate-distortion check of training checkpoints or model files by real encoding.
+
+    python scripts/rd_check.py RUN/checkpoint.pt [MORE ...] --folder ../shared/data/valid \
+        --limit 24 --qualities 1,3,5,7,9 --reference results/valid
+
+For each model: mean bpp (from the bytes written), PSNR and MS-SSIM per quality over the
+first ``--limit`` images of the folder, then BD-rates (PSNR, MS-SSIM dB) against every
+codec whose per-image CSV is in the ``--reference`` folder (from ``licodec eval``),
+restricted to the same images, so that a 24-image check compares like with like.
+A factorized model (one rate) is one point; pass several to make a curve.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from licodec.codec import decode_array, encode_array
+from licodec.eval.bdrate import bd_rate
+from licodec.eval.metrics import ms_ssim, ms_ssim_db, psnr
+from licodec.imageio import list_images, load_rgb
+from licodec.models import ModelConfig, build_from_config
+from licodec.train.loop import checkpoint_model_config
+from licodec.zoo.artifact import load_artifact, load_artifact_bytes, save_artifact
+
+
+def load(path: str):
+    if path.endswith(".pt"):
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        model = build_from_config(ModelConfig.from_dict(checkpoint_model_config(ckpt)))
+        model.load_state_dict({k: v.float() for k, v in ckpt["model"].items()})
+        return load_artifact_bytes(save_artifact(model, {"name": Path(path).parent.name})), ckpt.get("step")
+    return load_artifact(path), None
+
+
+def measure(art, images, qualities) -> list[dict]:
+    points = []
+    for q in qualities if art.hyperprior else [None]:
+        rows = []
+        for name, img in images:
+            data = encode_array(img, art, q)
+            rec = decode_array(data, art)
+            rows.append((8.0 * len(data) / (img.shape[0] * img.shape[1]), psnr(img, rec), ms_ssim(img, rec)))
+        bpp, p, m = np.mean(rows, axis=0)
+        points.append({"quality": q, "bpp": bpp, "psnr": p, "ms_ssim": m, "ms_ssim_db": ms_ssim_db(m)})
+    return points
+
+
+def reference_curves(folder: Path, names: set[str]) -> dict[str, dict]:
+    curves = {}
+    for path in sorted(folder.glob("*-per-image.csv")):
+        by_setting = defaultdict(list)
+        with open(path) as fh:
+            for row in csv.DictReader(fh):
+                if row["image"] in names:
+                    by_setting[row["setting"]].append(row)
+        pts = []
+        for rows in by_setting.values():
+            if len(rows) == len(names):
+                pts.append((np.mean([float(r["bpp"]) for r in rows]), np.mean([float(r["psnr"]) for r in rows]),
+                            ms_ssim_db(np.mean([float(r["ms_ssim"]) for r in rows]))))
+        if len(pts) >= 2:
+            pts.sort()
+            curves[path.name[: -len("-per-image.csv")]] = {
+                "bpp": [p[0] for p in pts], "psnr": [p[1] for p in pts], "msdb": [p[2] for p in pts]}
+    return curves
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("models", nargs="+", help="checkpoint.pt files or .safetensors model files")
+    p.add_argument("--folder", default="../shared/data/valid")
+    p.add_argument("--limit", type=int, default=24)
+    p.add_argument("--qualities", default="1,3,5,7,9")
+    p.add_argument("--reference", help="folder with per-image CSVs of licodec eval (same image names)")
+    args = p.parse_args(argv)
+    paths = list_images(args.folder)[: args.limit]
+    images = [(path.name, load_rgb(path)) for path in paths]
+    qualities = [float(q) for q in args.qualities.split(",")]
+    refs = reference_curves(Path(args.reference), {n for n, _ in images}) if args.reference else {}
+    factorized = []
+    for model in args.models:
+        art, step = load(model)
+        points = measure(art, images, qualities)
+        label = f"{model}" + (f" (step {step})" if step is not None else "")
+        for pt in points:
+            q = "" if pt["quality"] is None else f"q {pt['quality']:g}: "
+            print(f"{label}: {q}{pt['bpp']:.4f} bpp  {pt['psnr']:.2f} dB  MS-SSIM {pt['ms_ssim']:.4f}")
+        if art.hyperprior:
+            report(label, points, refs)
+        else:
+            factorized += points
+    if len(factorized) >= 2:
+        report("factorized models", sorted(factorized, key=lambda p: p["bpp"]), refs)
+    sys.stdout.flush()
+    return 0
+
+
+def report(label: str, points: list[dict], refs: dict[str, dict]) -> None:
+    rate = [p["bpp"] for p in points]
+    for name, ref in refs.items():
+        bd_p = bd_rate(ref["bpp"], ref["psnr"], rate, [p["psnr"] for p in points])
+        bd_m = bd_rate(ref["bpp"], ref["msdb"], rate, [p["ms_ssim_db"] for p in points])
+        print(f"  {label} vs {name}: BD-rate PSNR {bd_p:+.1f}%, MS-SSIM {bd_m:+.1f}%")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
