@@ -6,9 +6,11 @@ __all__ = ["compress", "decompress", "LicodecError", "BitstreamError", "ModelErr
            "__version__"]
 
 
-def compress(image, model=None, quality=None, convert=False) -> bytes:
+def compress(image, model=None, quality=None, convert=False, *, target_bpp=None, size=None,
+             target_psnr=None) -> bytes:
     from .codec import compress as _compress
-    return _compress(image, model=model, quality=quality, convert=convert)
+    return _compress(image, model=model, quality=quality, convert=convert, target_bpp=target_bpp,
+                     size=size, target_psnr=target_psnr)
 
 
 compress.__doc__ = """Compress a PIL image or uint8 numpy array into .lic bytes (see licodec.codec.compress)."""

@@ -23,7 +23,7 @@ from .errors import BitstreamError, LicodecError, ModelError
 from .imageio import to_array
 from .ops import pad_amounts, tiled_apply
 from .zoo import Artifact, resolve_model
-from .zoo.registry import SHIPPED, find_by_digest
+from .zoo.registry import SHIPPED, available_qualities, find_by_digest, select_model
 
 
 # Transforms run on tiles of TILE x TILE latent positions (1024 x 1024 pixels for a
@@ -73,29 +73,65 @@ def default_quality(art: Artifact) -> float:
     return float(art.info.get("default_quality", 5.0))
 
 
+def _header(arr: np.ndarray, art: Artifact, code: int) -> bitstream.Header:
+    height, width = arr.shape[:2]
+    header = bitstream.Header(art.model_id, art.digest[: bitstream.format.DIGEST_BYTES], width, height,
+                              1 if arr.ndim == 2 else 3, 8, coding.CODER_ID, art.precision, code)
+    header.validate()  # refuse oversize images before any work
+    return header
+
+
+def _padded_tensor(arr: np.ndarray, art: Artifact) -> torch.Tensor:
+    x = _to_tensor(arr)
+    pad_h, pad_w = pad_amounts(arr.shape[0], arr.shape[1], art.model.downsampling_factor)
+    if pad_h or pad_w:
+        x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
+    return x
+
+
 def encode_array(arr: np.ndarray, art: Artifact, quality: float | None = None) -> bytes:
     """uint8 (H, W) or (H, W, 3) array -> .lic bytes. ``quality``: a hyperprior model's
     quality (any number in its range); a factorized model has one rate."""
-    height, width = arr.shape[:2]
-    channels = 1 if arr.ndim == 2 else 3
-    code = quality_code(art, quality)
-    header = bitstream.Header(art.model_id, art.digest[: bitstream.format.DIGEST_BYTES], width, height,
-                              channels, 8, coding.CODER_ID, art.precision, code)
-    header.validate()  # refuse oversize images before any work
-    x = _to_tensor(arr)
-    pad_h, pad_w = pad_amounts(height, width, art.model.downsampling_factor)
-    if pad_h or pad_w:
-        x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
-    f = art.model.downsampling_factor
-    m, h, w = latent_shape(art, height, width)
     if art.hyperprior:
-        sections = _encode_hyperprior(x, art, code / QUALITY_SCALE, h, w)
-    else:
-        symbols = torch.empty((1, m, h, w), dtype=torch.int32)
+        return HyperpriorEncoder(arr, art).encode(quality)
+    header = _header(arr, art, quality_code(art, quality))
+    x = _padded_tensor(arr, art)
+    m, h, w = latent_shape(art, arr.shape[0], arr.shape[1])
+    symbols = torch.empty((1, m, h, w), dtype=torch.int32)
+    with torch.inference_mode():
+        tiled_apply(art.model.analyse, x, symbols, art.model.downsampling_factor, 1, TILE, MARGIN)
+    return bitstream.write(header, {"y": coding.encode(symbols[0].reshape(m, -1).numpy(), art.tables["y"])})
+
+
+class HyperpriorEncoder:
+    """Encodes one image at any number of qualities; the analysis transform (most of the
+    encoder's work) runs once, in the constructor."""
+
+    def __init__(self, arr: np.ndarray, art: Artifact):
+        self.arr, self.art = arr, art
+        _header(arr, art, 0)
+        model = art.model
+        self.h, self.w = latent_shape(art, arr.shape[0], arr.shape[1])[1:]
+        self.y = torch.empty((1, model.config.M, self.h, self.w), dtype=torch.float32)
         with torch.inference_mode():
-            tiled_apply(art.model.analyse, x, symbols, f, 1, TILE, MARGIN)
-        sections = {"y": coding.encode(symbols[0].reshape(m, -1).numpy(), art.tables["y"])}
-    return bitstream.write(header, sections)
+            tiled_apply(lambda t: model.g_a(t).float(), _padded_tensor(arr, art), self.y,
+                        model.downsampling_factor, 1, TILE, MARGIN)
+
+    def encode(self, quality: float | None = None) -> bytes:
+        art, model = self.art, self.art.model
+        code = quality_code(art, quality)
+        h, w, k = self.h, self.w, model.hyper_factor
+        with torch.inference_mode():
+            y = self.y * model.gains(torch.tensor([code / QUALITY_SCALE]))
+            nz, hz, wz = hyper_shape(art, h, w)
+            y_pad = F.pad(y, (0, wz * k - w, 0, hz * k - h), mode="replicate")
+            z = torch.empty((1, nz, hz, wz), dtype=torch.int32)
+            tiled_apply(model.hyper_analyse, y_pad, z, k, 1, HYPER_TILE, HYPER_MARGIN)
+        index, mu = hyper_predict(art, z, h, w)
+        symbols = torch.round(y - mu).to(torch.int32)
+        sections = {"z": coding.encode(z[0].reshape(nz, -1).numpy(), art.tables["z"]),
+                    "y": coding.encode_indexed(symbols.reshape(-1).numpy(), index.reshape(-1), art.tables["y"])}
+        return bitstream.write(_header(self.arr, art, code), sections)
 
 
 def hyper_shape(art: Artifact, h: int, w: int) -> tuple[int, int, int]:
@@ -118,23 +154,6 @@ def hyper_predict(art: Artifact, z: torch.Tensor, h: int, w: int) -> tuple[np.nd
         tiled_apply(predict, z, out, 1, k, HYPER_TILE, HYPER_MARGIN)
     index = out[0, :m, :h, :w].to(torch.int32).numpy()
     return np.ascontiguousarray(index), out[:, m:, :h, :w].float()
-
-
-def _encode_hyperprior(x: torch.Tensor, art: Artifact, quality: float, h: int, w: int) -> dict[str, bytes]:
-    model = art.model
-    m, f, k = model.config.M, model.downsampling_factor, model.hyper_factor
-    q = torch.tensor([quality])
-    y = torch.empty((1, m, h, w), dtype=torch.float32)
-    with torch.inference_mode():
-        tiled_apply(lambda t: model.analyse(t, q), x, y, f, 1, TILE, MARGIN)
-        nz, hz, wz = hyper_shape(art, h, w)
-        y_pad = F.pad(y, (0, wz * k - w, 0, hz * k - h), mode="replicate")
-        z = torch.empty((1, nz, hz, wz), dtype=torch.int32)
-        tiled_apply(model.hyper_analyse, y_pad, z, k, 1, HYPER_TILE, HYPER_MARGIN)
-    index, mu = hyper_predict(art, z, h, w)
-    symbols = torch.round(y - mu).to(torch.int32)
-    return {"z": coding.encode(z[0].reshape(nz, -1).numpy(), art.tables["z"]),
-            "y": coding.encode_indexed(symbols.reshape(-1).numpy(), index.reshape(-1), art.tables["y"])}
 
 
 def latent_shape(art: Artifact, height: int, width: int) -> tuple[int, int, int]:
@@ -212,23 +231,106 @@ def decode_array(data: bytes, model=None) -> np.ndarray:
     return np.ascontiguousarray(out)
 
 
+def _bisect(n: int, ok) -> int | None:
+    """The largest i in 0..n-1 with ok(i), for ok true up to some point and false
+    after it (None if ok(0) is false)."""
+    if not ok(0):
+        return None
+    lo, hi = 0, n - 1  # ok(lo) holds
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if ok(mid):
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def encode_to_target(arr: np.ndarray, model=None, *, target_bpp: float | None = None, size: int | None = None,
+                     target_psnr: float | None = None) -> tuple[bytes, str]:
+    """Searches the quality for one image: the largest whose file fits ``size`` bytes
+    (or ``target_bpp``), or the smallest whose PSNR reaches ``target_psnr`` dB, by real
+    encoding (bisection: about 13 encodes for a variable-rate model, whose analysis
+    transform runs once). Returns the bytes and a description of the quality chosen.
+    """
+    from .eval.metrics import psnr
+    given = [v is not None for v in (target_bpp, size, target_psnr)]
+    if sum(given) != 1:
+        raise LicodecError("give exactly one of target_bpp, size and target_psnr")
+    for name, value in (("target_bpp", target_bpp), ("size", size), ("target_psnr", target_psnr)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                  or not math.isfinite(value) or value <= 0):
+            raise LicodecError(f"{name} must be a positive number, got {value!r}")
+    pixels = arr.shape[0] * arr.shape[1]
+    limit = size if size is not None else (None if target_bpp is None else target_bpp * pixels / 8)
+
+    art, _ = select_model(model)
+    if art.hyperprior:
+        encoder = HyperpriorEncoder(arr, art)
+        q_min, q_max = art.model.quality_range
+        lo = int(round(q_min * QUALITY_SCALE))
+        settings = [(lo + i) / QUALITY_SCALE for i in range(int(round(q_max * QUALITY_SCALE)) - lo + 1)]
+        describe = [f"quality {q:g}" for q in settings]
+
+        def make(i):
+            return encoder.encode(settings[i])
+    else:
+        arts = [art] if model is not None else [resolve_model(None, q) for q in available_qualities()]
+        describe = [f"model {a.model_id}" for a in arts]
+
+        def make(i):
+            return encode_array(arr, arts[i])
+        settings = arts
+
+    cache: dict[int, bytes] = {}
+
+    def coded(i):
+        if i not in cache:
+            cache[i] = make(i)
+        return cache[i]
+
+    if limit is not None:
+        best = _bisect(len(settings), lambda i: len(coded(i)) <= limit)
+        if best is None:
+            smallest = len(coded(0))
+            raise LicodecError(f"cannot fit {math.floor(limit)} bytes ({8 * limit / pixels:.4f} bpp): the smallest "
+                               f"file ({describe[0]}) is {smallest} bytes ({8 * smallest / pixels:.4f} bpp)")
+        return coded(best), describe[best]
+    n = len(settings)
+    quality = {}
+
+    def reaches(i):
+        if i not in quality:
+            quality[i] = psnr(arr, decode_array(coded(i), art if art.hyperprior else settings[i]))
+        return quality[i] >= target_psnr
+    # smallest i that reaches the target = (largest i that does not) + 1
+    below = _bisect(n, lambda i: not reaches(i))
+    best = 0 if below is None else below + 1
+    if best >= n:
+        raise LicodecError(f"cannot reach {target_psnr:g} dB: the best setting ({describe[-1]}) gives "
+                           f"{quality[n - 1]:.2f} dB")
+    return coded(best), describe[best]
+
+
 def compress(image, model: str | Path | Artifact | None = None, quality: float | None = None,
-             convert: bool = False) -> bytes:
+             convert: bool = False, *, target_bpp: float | None = None, size: int | None = None,
+             target_psnr: float | None = None) -> bytes:
     """Compresses a PIL image or uint8 numpy array into .lic bytes.
 
-    ``model`` is a shipped model name, a path to exported weights, or None for the
-    shipped model of ``quality`` (1..8). For a variable-rate (hyperprior) model,
-    ``quality`` is any number in its range. ``convert=True`` accepts images that lose
-    something in coding (alpha is dropped, 16-bit samples become 8-bit).
+    ``model``: a shipped model name, a path to exported weights, or None for the
+    default (the variable-rate model where installed, else the paper's model of
+    ``quality`` 1..8). A variable-rate model takes any ``quality`` in its range.
+    ``target_bpp``, ``size`` (bytes) or ``target_psnr`` (dB) search the quality for
+    this image instead (see encode_to_target). ``convert=True`` accepts images that
+    lose something in coding (alpha is dropped, 16-bit samples become 8-bit).
     """
-    if model is not None:
-        art = resolve_model(model)
-        if not art.hyperprior and quality is not None:
-            raise LicodecError(f"model {art.model_id} has one rate; quality applies to shipped names "
-                               "or variable-rate models")
-        return encode_array(to_array(image, convert=convert), art, quality)
-    art = resolve_model(None, quality)
-    return encode_array(to_array(image, convert=convert), art)
+    arr = to_array(image, convert=convert)
+    if any(v is not None for v in (target_bpp, size, target_psnr)):
+        if quality is not None:
+            raise LicodecError("give either a quality or a target, not both")
+        return encode_to_target(arr, model, target_bpp=target_bpp, size=size, target_psnr=target_psnr)[0]
+    art, quality = select_model(model, quality)
+    return encode_array(arr, art, quality)
 
 
 def decompress(data: bytes, model: str | Path | Artifact | None = None) -> Image.Image:

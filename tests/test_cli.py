@@ -107,7 +107,14 @@ def test_usage_errors_exit_2(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["encode"])
     assert exc.value.code == EXIT_USAGE
-    with pytest.raises(SystemExit) as exc:
-        main(["encode", "a.png", "--quality", "9"])
-    assert exc.value.code == EXIT_USAGE
+    for bad in (["--quality", "-1"], ["--quality", "high"], ["--size", "0"], ["--quality", "3", "--size", "900"]):
+        with pytest.raises(SystemExit) as exc:
+            main(["encode", "a.png", *bad])
+        assert exc.value.code == EXIT_USAGE
     assert main([]) == EXIT_USAGE
+
+
+def test_quality_a_model_cannot_take_is_a_clear_error(tmp_path, png, tiny_model_path, capsys):
+    assert encode(png, tmp_path / "a.lic", tiny_model_path, "--quality", "4") == EXIT_BAD_INPUT
+    assert "has one rate" in capsys.readouterr().err
+    assert not (tmp_path / "a.lic").exists()

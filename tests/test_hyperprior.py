@@ -171,3 +171,53 @@ def test_the_exactness_bound_holds_for_any_stored_weights_and_is_checked(tiny_hp
     bad.h_s_trunk[1].in_max = 1 << 40  # an input range the float64 sums could not hold
     with pytest.raises(ValueError, match="exact"):
         bad.check_exact()
+
+
+@pytest.fixture()
+def hp_model_path(tmp_path, tiny_hp_artifact_bytes):
+    path = tmp_path / "tiny-hp.safetensors"
+    path.write_bytes(tiny_hp_artifact_bytes)
+    return path
+
+
+def test_targets_find_the_quality_by_real_encoding(tiny_hp_artifact):
+    from licodec.codec import encode_to_target
+    from licodec.eval.metrics import psnr
+    img = smooth_image(64, 96, seed=4)
+    sizes = {q: len(encode_array(img, tiny_hp_artifact, q)) for q in (1, 9)}
+    limit = (sizes[1] + sizes[9]) // 2
+    data, chosen = encode_to_target(img, tiny_hp_artifact, size=limit)
+    q = bitstream.read(data)[0].quality / 1000
+    assert len(data) <= limit and chosen == f"quality {q:g}"
+    if q < 9:  # one step up the quality grid no longer fits
+        assert len(encode_array(img, tiny_hp_artifact, q + 0.001)) > limit
+    same, _ = encode_to_target(img, tiny_hp_artifact, target_bpp=8 * limit / (64 * 96))
+    assert same == data
+    low = psnr(img, decode_array(encode_array(img, tiny_hp_artifact, 1), tiny_hp_artifact))
+    data, _ = encode_to_target(img, tiny_hp_artifact, target_psnr=low + 0.5)
+    assert psnr(img, decode_array(data, tiny_hp_artifact)) >= low + 0.5
+    with pytest.raises(LicodecError, match="cannot fit"):
+        encode_to_target(img, tiny_hp_artifact, size=10)
+    with pytest.raises(LicodecError, match="cannot reach"):
+        encode_to_target(img, tiny_hp_artifact, target_psnr=99)
+
+
+def test_cli_takes_real_qualities_and_targets(tmp_path, hp_model_path, capsys):
+    from PIL import Image
+
+    from licodec.cli.main import main
+    png = tmp_path / "a.png"
+    Image.fromarray(smooth_image(48, 64, seed=5)).save(png)
+    out = tmp_path / "a.lic"
+    assert main(["encode", str(png), str(out), "--model", str(hp_model_path), "--quality", "6.5"]) == 0
+    assert "quality 6.5" in capsys.readouterr().out
+    assert main(["info", str(out)]) == 0
+    info = capsys.readouterr().out
+    assert "quality: 6.5" in info and "z: " in info and "y: " in info
+    assert main(["decode", str(out), str(tmp_path / "b.png"), "--model", str(hp_model_path)]) == 0
+    size = out.stat().st_size
+    assert main(["encode", str(png), str(out), "--model", str(hp_model_path), "--size", str(size), "-f"]) == 0
+    assert out.stat().st_size <= size
+    capsys.readouterr()
+    assert main(["encode", str(png), str(out), "--model", str(hp_model_path), "--quality", "12", "-f"]) == 3
+    assert "quality must lie in 1..9" in capsys.readouterr().err

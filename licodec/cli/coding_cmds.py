@@ -1,7 +1,9 @@
 """encode, decode and info."""
 from __future__ import annotations
 
+import argparse
 import io
+import math
 import os
 from pathlib import Path
 
@@ -38,30 +40,59 @@ def _read_lic(path: Path) -> bytes:
     return path.read_bytes()
 
 
+def _positive(kind):
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not (math.isfinite(value) and value > 0):
+            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+        return value
+    parse.__name__ = kind.__name__
+    return parse
+
+
 def add_encode(p):
     p.add_argument("input", type=Path, help="image file (PNG, JPEG, ...)")
     p.add_argument("output", type=Path, nargs="?", help="output .lic file (default: INPUT.lic)")
     p.add_argument("--model", help="shipped model name or path to exported weights (.safetensors)")
-    p.add_argument("--quality", "-q", type=int, choices=range(1, 9), metavar="1..8",
-                   help="shipped rate point, 1 = smallest files (default 5, or the installed one nearest to it)")
+    target = p.add_mutually_exclusive_group()
+    target.add_argument("--quality", "-q", type=_positive(float), metavar="Q",
+                        help="higher is better and larger: any number in the variable-rate model's range "
+                             "(1..9), or 1..8 to pick one of the paper's models (default 5)")
+    target.add_argument("--target-bpp", type=_positive(float), metavar="BPP",
+                        help="the best quality whose file has at most BPP bits per pixel (searched)")
+    target.add_argument("--size", type=_positive(int), metavar="BYTES",
+                        help="the best quality whose file has at most BYTES bytes (searched)")
+    target.add_argument("--target-psnr", type=_positive(float), metavar="DB",
+                        help="the smallest file whose PSNR reaches DB decibels (searched)")
     p.add_argument("--convert", action="store_true",
                    help="accept images that lose something: drop alpha, reduce 16-bit to 8-bit, CMYK to RGB")
     p.add_argument("--force", "-f", action="store_true", help="overwrite an existing output file")
 
 
 def run_encode(args) -> int:
-    from ..codec import encode_array
-    from ..zoo import resolve_model
+    from ..codec import encode_array, encode_to_target, read_header
+    from ..zoo.registry import select_model
     out = args.output or args.input.with_name(args.input.name + ".lic")
     _check_output(args.input, out, args.force)
-    if args.model is not None and args.quality is not None:
-        raise LicodecError("give either --model or --quality, not both")
     arr = load_image(args.input, convert=args.convert)
-    art = resolve_model(args.model, args.quality)
-    data = encode_array(arr, art)
+    if any(v is not None for v in (args.target_bpp, args.size, args.target_psnr)):
+        data, chosen = encode_to_target(arr, args.model, target_bpp=args.target_bpp, size=args.size,
+                                        target_psnr=args.target_psnr)
+        model_id = read_header(data).model_name
+    else:
+        art, quality = select_model(args.model, args.quality)
+        data = encode_array(arr, art, quality)
+        model_id, chosen = art.model_id, ""
+        header = read_header(data)
+        if art.hyperprior:
+            chosen = f"quality {header.quality / 1000:g}"
     atomic_write(out, data, force=args.force)
     h, w = arr.shape[:2]
-    print(f"{out}: {len(data)} bytes, {w}x{h}, {8 * len(data) / (w * h):.4f} bpp, model {art.model_id}")
+    print(f"{out}: {len(data)} bytes, {w}x{h}, {8 * len(data) / (w * h):.4f} bpp, model {model_id}"
+          + (f", {chosen}" if chosen and not chosen.startswith("model") else ""))
     return 0
 
 
@@ -105,7 +136,7 @@ def run_info(args) -> int:
     from .. import bitstream
     from ..zoo.registry import find_by_digest
     data = _read_lic(args.input)
-    header, payload = bitstream.read(data)
+    header, sections = bitstream.read(data)
     art = None
     try:
         art = find_by_digest(header.model_digest, header.model_name)
@@ -114,13 +145,13 @@ def run_info(args) -> int:
     pixels = header.width * header.height
     lines = [
         ("file", str(args.input)),
-        ("format version", str(bitstream.FORMAT_VERSION)),
+        ("format version", str(data[4])),
         ("size", f"{header.width}x{header.height}, {'gray' if header.channels == 1 else 'RGB'}, "
                  f"{header.bit_depth} bits per sample"),
-        ("bytes", f"{len(data)} ({len(payload)} payload)"),
+        ("bytes", f"{len(data)} (" + ", ".join(f"{name}: {len(b)}" for name, b in sections.items()) + ")"),
         ("bpp", f"{8 * len(data) / pixels:.4f}"),
         ("model", f"{header.model_name} (sha256 {header.model_digest.hex()}...)"),
-        ("quality", str(header.quality) if header.quality else "custom model"),
+        ("quality", f"{header.quality / 1000:g}" if header.quality else "custom model"),
         ("coder", f"id {header.coder_id}, {header.precision}-bit tables"),
         ("model installed", "yes" if art is not None else "no"),
     ]

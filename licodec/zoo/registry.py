@@ -1,4 +1,9 @@
-"""The shipped models: one name per file in zoo/weights, picked by quality 1..8."""
+"""The shipped models: one name per file in zoo/weights.
+
+The default is the variable-rate model (VARIABLE_RATE_MODEL, any quality in its range)
+when it is installed; the paper's models stay available by name, one per quality 1..8
+(SHIPPED), and are the default where the variable-rate model is not installed.
+"""
 from __future__ import annotations
 
 from functools import lru_cache
@@ -11,6 +16,38 @@ WEIGHTS_DIR = Path(__file__).parent / "weights"
 # Quality q (1 = smallest files) -> shipped model name.
 SHIPPED = {q: f"bls2017-mse-q{q}" for q in range(1, 9)}
 DEFAULT_QUALITY = 5
+VARIABLE_RATE_MODEL = "bls2017-hp-mse"
+
+
+def default_model() -> Artifact | None:
+    """The installed variable-rate model, or None."""
+    path = shipped_path(VARIABLE_RATE_MODEL)
+    return load_path(path) if path.is_file() else None
+
+
+def select_model(model: str | Path | Artifact | None = None,
+                 quality: float | None = None) -> tuple[Artifact, float | None]:
+    """(model, quality to encode with) for a model name / path / artifact and a quality.
+
+    With no model: the variable-rate model at ``quality``, or, where it is not
+    installed, the shipped factorized model of that whole quality. A factorized model
+    given by name or path has one rate and takes no quality.
+    """
+    if model is not None:
+        art = resolve_model(model)
+        if "z" in art.tables:
+            return art, quality
+        if quality is not None:
+            raise ModelError(f"model {art.model_id} has one rate; --quality applies to variable-rate "
+                             "models, or picks a shipped model when no --model is given")
+        return art, None
+    art = default_model()
+    if art is not None:
+        return art, quality
+    if quality is not None and (isinstance(quality, bool) or not isinstance(quality, (int, float))
+                                or float(quality) != int(quality)):
+        raise ModelError(f"the installed models take whole qualities 1..{len(SHIPPED)}, not {quality!r}")
+    return resolve_model(None, None if quality is None else int(quality)), None
 
 
 def shipped_path(name: str) -> Path:
@@ -51,8 +88,11 @@ def resolve_model(model: str | Path | Artifact | None = None, quality: int | Non
                              f"(installed qualities: {', '.join(map(str, have)) or 'none'}); "
                              "give --model PATH")
         return load_path(path)
-    if str(model) in SHIPPED.values():
-        return load_path(shipped_path(str(model)))
+    if str(model) in SHIPPED.values() or str(model) == VARIABLE_RATE_MODEL:
+        path = shipped_path(str(model))
+        if not path.is_file():
+            raise ModelError(f"shipped model {model} is not installed; give --model PATH")
+        return load_path(path)
     return load_path(model)
 
 
@@ -60,6 +100,10 @@ def find_by_digest(digest_prefix: bytes, name_hint: str | None = None) -> Artifa
     """The shipped model whose digest starts with ``digest_prefix``; ``name_hint`` (the
     name a file records) is tried first, so that usually one model is loaded."""
     if name_hint in SHIPPED.values() and shipped_path(name_hint).is_file():
+        art = load_path(shipped_path(name_hint))
+        if art.digest.startswith(digest_prefix):
+            return art
+    if name_hint == VARIABLE_RATE_MODEL and shipped_path(name_hint).is_file():
         art = load_path(shipped_path(name_hint))
         if art.digest.startswith(digest_prefix):
             return art
