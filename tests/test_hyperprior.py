@@ -42,7 +42,9 @@ def _int_conv(a: np.ndarray, layer: IntegerConv) -> np.ndarray:
 
 
 def _reference_index(model, z: np.ndarray) -> np.ndarray:
-    a = np.clip(z.astype(np.int64), -(1 << 15), 1 << 15)
+    medians = np.round(model.entropy_bottleneck.quantiles[:, 0, 1].detach().numpy()).astype(np.int64)
+    assert np.any(medians != 0)  # the offset is exercised
+    a = np.clip(z.astype(np.int64) + medians[None, :, None, None], -(1 << 15), 1 << 15)
     for layer in model.h_s_trunk:
         a = _int_conv(a, layer)
     acc = _int_conv(a, model.h_s_index)

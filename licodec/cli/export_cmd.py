@@ -17,8 +17,8 @@ def run(args) -> int:
     import torch
 
     from ..imageio import atomic_write
-    from ..train.loop import checkpoint_info
-    from ..models import build_model
+    from ..models import ModelConfig, build_from_config
+    from ..train.loop import checkpoint_info, checkpoint_model_config
     from ..zoo.artifact import load_artifact, load_artifact_bytes, save_artifact
     from ..bitstream.format import _NAME_RE
     if not _NAME_RE.match(args.name):
@@ -29,9 +29,8 @@ def run(args) -> int:
     else:
         try:
             ckpt = torch.load(args.checkpoint, map_location="cpu", weights_only=True)
-            cfg = ckpt["config"]
-            model = build_model(cfg["model"], cfg.get("N"), cfg.get("M"))
-            model.load_state_dict(ckpt["model"])
+            model = build_from_config(ModelConfig.from_dict(checkpoint_model_config(ckpt)))
+            model.load_state_dict({k: v.float() for k, v in ckpt["model"].items()})
         except FileNotFoundError:
             raise ModelError(f"{args.checkpoint}: no such checkpoint") from None
         except Exception as exc:

@@ -40,9 +40,13 @@ class EntropyBottleneck(nn.Module):
 
     def __init__(self, channels: int, *, filters: tuple[int, ...] = FILTERS,
                  init_scale: float = INIT_SCALE, tail_mass: float = TAIL_MASS,
-                 likelihood_bound: float = LIKELIHOOD_BOUND):
+                 likelihood_bound: float = LIKELIHOOD_BOUND, integer_medians: bool = False):
         super().__init__()
         self.channels = int(channels)
+        # Quantize about the medians rounded to integers: the symbols are then round(y)
+        # minus an integer, so round(y) itself is known exactly to the decoder (a
+        # hyperprior's integer h_s reads it).
+        self.integer_medians = bool(integer_medians)
         self.filters = tuple(int(f) for f in filters)
         self.tail_mass = float(tail_mass)
         self.likelihood_bound = float(likelihood_bound)
@@ -98,7 +102,9 @@ class EntropyBottleneck(nn.Module):
 
     @property
     def medians(self) -> Tensor:
-        return self.quantiles[:, 0, 1].detach()
+        """The quantization offsets: the learned medians (rounded, with integer_medians)."""
+        medians = self.quantiles[:, 0, 1].detach()
+        return torch.round(medians) if self.integer_medians else medians
 
     def aux_loss(self) -> Tensor:
         """Pulls ``quantiles`` to the tail_mass/2 quantiles and the median of the density."""
@@ -178,7 +184,7 @@ class EntropyBottleneck(nn.Module):
         is the escape, whose probability is the mass outside that range.
         """
         q = self.quantiles.detach().float()
-        medians = q[:, 0, 1]
+        medians = self.medians.float()
         low = torch.ceil(medians - q[:, 0, 0]).clamp(min=0)
         high = torch.ceil(q[:, 0, 2] - medians).clamp(min=0)
         half = (MAX_TABLE_LENGTH - 2) // 2

@@ -48,7 +48,6 @@ class MeanScaleHyperprior(nn.Module):
         self.config = config
         N, M = config.N, config.M
         Nz = config.hyper_channels or N
-        H = M * 3 // 2
         self.g_a, self.g_s = bls2017_transforms(N, M)
         self.downsampling_factor = 16
         self.hyper_factor = 4  # z positions per y position, each way
@@ -57,15 +56,18 @@ class MeanScaleHyperprior(nn.Module):
             _conv(N, N, 5, 2), nn.ReLU(inplace=True),
             _conv(N, Nz, 5, 2),
         )
+        # h_s: an integer trunk (two 5x5/2 transposed convs, as in Balle et al. 2018), a
+        # 1x1 integer head for the table index, a 3x3 float head for the means. The
+        # integer path is evaluated in float64 at coding time, so it is kept narrow.
         self.h_s_trunk = nn.Sequential(
             IntegerConv(Nz, N, 5, 2, transpose=True, in_bits=0, in_max=Z_CLAMP),
-            IntegerConv(N, H, 5, 2, transpose=True),
+            IntegerConv(N, N, 5, 2, transpose=True),
         )
-        self.h_s_index = IntegerConv(H, M, 3, 1, activation=False)
+        self.h_s_index = IntegerConv(N, M, 1, 1, activation=False)
         with torch.no_grad():  # start at a scale of about 2.4, not at the table's floor
             self.h_s_index.bias.fill_(25.0)
-        self.h_s_mean = _conv(H, M, 3, 1)
-        self.entropy_bottleneck = EntropyBottleneck(Nz)
+        self.h_s_mean = _conv(N, M, 3, 1)
+        self.entropy_bottleneck = EntropyBottleneck(Nz, integer_medians=True)
         self.gaussian = GaussianConditional(config.scale_levels or 64)
         q_min, q_max = self.quality_range
         anchors = int(round(q_max - q_min)) + 1
@@ -124,8 +126,7 @@ class MeanScaleHyperprior(nn.Module):
         z = self.h_a(y.to(x.dtype) if x.dtype != torch.float32 else y)
         with torch.autocast(x.device.type, enabled=False):
             _, z_likelihoods = self.entropy_bottleneck(z.float(), training=training)
-            z_sym = self.entropy_bottleneck.quantize_st(z.float())
-            index, mu = self.hyper_synthesis(z_sym)
+            index, mu = self.hyper_synthesis(round_st(z.float()))
             if training:
                 y_noisy = add_uniform_noise(y)
                 likelihoods = self.gaussian.likelihood(y_noisy - mu, index)
@@ -137,9 +138,9 @@ class MeanScaleHyperprior(nn.Module):
         x_hat = self.g_s(y_hat)
         return RDOutput(x_hat=x_hat, likelihoods=likelihoods, y=y, z_likelihoods=z_likelihoods)
 
-    def hyper_synthesis(self, z_sym: Tensor) -> tuple[Tensor, Tensor]:
-        """Training / float simulation of h_s: (continuous index, mu), float32."""
-        feat = self.h_s_trunk(z_sym.clamp(-Z_CLAMP, Z_CLAMP))
+    def hyper_synthesis(self, z_hat: Tensor) -> tuple[Tensor, Tensor]:
+        """Training / float simulation of h_s on round(z): (continuous index, mu), float32."""
+        feat = self.h_s_trunk(z_hat.clamp(-Z_CLAMP, Z_CLAMP))
         return self.h_s_index(feat), self.h_s_mean(feat)
 
     def aux_parameters(self) -> list[nn.Parameter]:
@@ -165,9 +166,11 @@ class MeanScaleHyperprior(nn.Module):
 
     @torch.no_grad()
     def hyper_index(self, z_sym: Tensor) -> tuple[Tensor, Tensor]:
-        """Exact integer h_s: (table indexes as int32, the integer trunk features as
-        float64). Identical on every machine: see layers/integer.py."""
-        a = z_sym.double().clamp(-Z_CLAMP, Z_CLAMP)
+        """Exact integer h_s of the coded z symbols: (table indexes as int32, the
+        integer trunk features as float64). Identical on every machine: see
+        layers/integer.py. h_s reads round(z) = symbol + integer median."""
+        offsets = self.entropy_bottleneck.medians.double().view(1, -1, 1, 1)
+        a = (z_sym.double() + offsets).clamp(-Z_CLAMP, Z_CLAMP)
         for layer in self.h_s_trunk:
             a = layer.integer_forward(a)
         acc = self.h_s_index.integer_forward(a)

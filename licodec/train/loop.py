@@ -78,16 +78,20 @@ class _Distributed:
 
 
 def load_weights(model, state: dict, log=print) -> None:
-    """Loads ``state`` into ``model``; a model of another architecture takes only the
-    transforms they share (a hyperprior model warm-started from bls2017 weights)."""
-    if type(model).__name__ == "MeanScaleHyperprior" and not any(k.startswith("h_s") for k in state):
-        shared = {k: v for k, v in state.items() if k.startswith(("g_a.", "g_s."))}
-        missing = model.load_state_dict(shared, strict=False).missing_keys
-        if any(k.startswith(("g_a.", "g_s.")) for k in missing):
-            raise LicodecError("--init weights do not hold the transforms of this model")
-        log(f"warm start: {len(shared)} tensors of g_a and g_s from the --init weights")
+    """Loads ``state`` into ``model``. A hyperprior model takes whatever tensors fit
+    (a warm start from bls2017 weights: the transforms; from an earlier hyperprior
+    design: all that kept their shapes), and says what it left at its initial values."""
+    if type(model).__name__ != "MeanScaleHyperprior":
+        model.load_state_dict(state)
         return
-    model.load_state_dict(state)
+    own = model.state_dict()
+    fits = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    if not any(k.startswith(("g_a.", "g_s.")) for k in fits):
+        raise LicodecError("--init weights do not hold the transforms of this model")
+    model.load_state_dict(fits, strict=False)
+    fresh = sorted({k.split(".")[0] for k in own if k not in fits})
+    log(f"warm start: {len(fits)} of {len(own)} tensors from the --init weights"
+        + (f"; initial values for {', '.join(fresh)}" if fresh else ""))
 
 
 def _load_init(model, path: str, log=print) -> list[dict]:
