@@ -1,10 +1,12 @@
 """Training throughput (megapixels of training crops per second) per architecture and setting.
 
-    python benchmarks/train_throughput.py [--arch bls2017 factorized] [--steps 5] [--compile]
+    python benchmarks/train_throughput.py [--arch bls2017 bls2017-hp factorized] [--steps 5] [--compile]
 
 Runs full training steps (forward, rate + MSE loss, backward, Adam, aux step) on random
 256x256 crops, batch 8, and prints s/step and MP/s for fp32, bf16 autocast, and bf16 +
-channels_last (and torch.compile with --compile). Compare ratios within one run.
+channels_last (and torch.compile with --compile). The variable-rate bls2017-hp trains as
+``licodec train`` runs it: a quality per image, its lambda, the mixed quantizer. Compare
+ratios within one run.
 """
 from __future__ import annotations
 
@@ -27,9 +29,13 @@ def measure(arch: str, bf16: bool, channels_last: bool, compile_: bool, steps: i
     opt = torch.optim.Adam(model.main_parameters(), 1e-4)
     aux = torch.optim.Adam(model.aux_parameters(), 1e-3)
     fwd = torch.compile(model) if compile_ else model
+    kwargs = {"lmbda": 0.013}
+    if hasattr(model, "quality_range"):
+        quality = torch.linspace(*model.quality_range, batch)
+        kwargs = {"lmbda": model.lmbda(quality), "quality": quality, "quantizer": "mixed"}
 
     def step():
-        train_step(model, x, 0.013, opt, aux, bf16=bf16, forward=fwd)
+        train_step(model, x, opt=opt, aux_opt=aux, bf16=bf16, forward=fwd, **kwargs)
 
     t0 = time.perf_counter()
     step()
@@ -44,7 +50,7 @@ def measure(arch: str, bf16: bool, channels_last: bool, compile_: bool, steps: i
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--arch", nargs="+", default=["bls2017", "factorized"])
+    p.add_argument("--arch", nargs="+", default=["bls2017", "bls2017-hp", "factorized"])
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--crop", type=int, default=256)

@@ -56,12 +56,14 @@ class MeanScaleHyperprior(nn.Module):
             _conv(N, N, 5, 2), nn.ReLU(inplace=True),
             _conv(N, Nz, 5, 2),
         )
-        # h_s: an integer trunk (two 5x5/2 transposed convs, as in Balle et al. 2018), a
-        # 1x1 integer head for the table index, a 3x3 float head for the means. The
-        # integer path is evaluated in float64 at coding time, so it is kept narrow.
+        # h_s: an integer trunk (5x5/2 and 3x3/2 transposed convs), a 1x1 integer head
+        # for the table index, a 3x3 float head for the means. The integer path is
+        # evaluated in float64 at coding time, so it is kept light: 270 MMAC for a
+        # 768x512 image, against 1.4 GMAC for Minnen et al.'s 5x5, 5x5, 3x3 on 288
+        # channels, which made encoding 1.6x slower than bls2017.
         self.h_s_trunk = nn.Sequential(
             IntegerConv(Nz, N, 5, 2, transpose=True, in_bits=0, in_max=Z_CLAMP),
-            IntegerConv(N, N, 5, 2, transpose=True),
+            IntegerConv(N, N, 3, 2, transpose=True),
         )
         self.h_s_index = IntegerConv(N, M, 1, 1, activation=False)
         with torch.no_grad():  # start at a scale of about 2.4, not at the table's floor

@@ -1,0 +1,73 @@
+"""Encode and decode time of the variable-rate model against the paper's model, one image.
+
+    python benchmarks/codec_speed.py [--image PHOTO] [--hp MODEL] [--repeats 7]
+
+The image is cut to 768x512 (the size of the Kodak images; matplotlib's sample photo,
+resized, by default). The two models are timed alternately in one process, so that both
+see the same machine load; each figure is the median of ``--repeats`` runs after one
+warm-up. ``--hp`` defaults to the installed bls2017-hp-mse; the reference is the
+shipped bls2017-mse-q5, or ``--reference``.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+import torch
+from PIL import Image
+
+from licodec.codec import decode_array, encode_array
+from licodec.zoo.registry import VARIABLE_RATE_MODEL, resolve_model
+
+W, H = 768, 512
+
+
+def test_image(path: str | None) -> np.ndarray:
+    if path is None:
+        import matplotlib.cbook
+        path = matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
+    with Image.open(path) as im:
+        im = im.convert("RGB")
+        scale = max(W / im.width, H / im.height)
+        im = im.resize((max(W, round(im.width * scale)), max(H, round(im.height * scale))), Image.LANCZOS)
+        return np.asarray(im.crop((0, 0, W, H)))
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--image")
+    p.add_argument("--hp", default=VARIABLE_RATE_MODEL, help="variable-rate model (name or path)")
+    p.add_argument("--reference", default="bls2017-mse-q5")
+    p.add_argument("--qualities", default="2,5,8", help="qualities of the variable-rate model to time")
+    p.add_argument("--repeats", type=int, default=7)
+    args = p.parse_args()
+    img = test_image(args.image)
+    ref, hp = resolve_model(args.reference), resolve_model(args.hp)
+    runs = [(f"{ref.model_id}", ref, None)] + [(f"{hp.model_id} q{q}", hp, float(q))
+                                               for q in args.qualities.split(",")]
+    times = {name: ([], []) for name, _, _ in runs}
+    sizes = {}
+    for rep in range(args.repeats + 1):
+        for name, art, q in runs:
+            t0 = time.perf_counter()
+            data = encode_array(img, art, q)
+            t1 = time.perf_counter()
+            decode_array(data, art)
+            t2 = time.perf_counter()
+            sizes[name] = len(data)
+            if rep:  # the first round warms up
+                times[name][0].append(t1 - t0)
+                times[name][1].append(t2 - t1)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {W}x{H}, "
+          f"median of {args.repeats}")
+    print(f"{'model':<26} {'bpp':>6} {'enc s':>7} {'dec s':>7} {'enc ratio':>10} {'dec ratio':>10}")
+    base_e, base_d = (statistics.median(t) for t in times[runs[0][0]])
+    for name, _, _ in runs:
+        e, d = (statistics.median(t) for t in times[name])
+        print(f"{name:<26} {8 * sizes[name] / (W * H):>6.3f} {e:>7.3f} {d:>7.3f} {e / base_e:>9.2f}x {d / base_d:>9.2f}x")
+
+
+if __name__ == "__main__":
+    main()
