@@ -48,7 +48,8 @@ def _quality_of(art: Artifact) -> int:
 
 
 def _to_tensor(arr: np.ndarray) -> torch.Tensor:
-    x = torch.from_numpy(arr).float().div_(255.0)
+    # torch.tensor copies: a read-only array (np.asarray of a PIL image) stays untouched
+    x = torch.tensor(np.asarray(arr, dtype=np.uint8)).float().div_(255.0)
     if x.dim() == 2:
         x = x.unsqueeze(-1).expand(-1, -1, 3)
     return x.permute(2, 0, 1).unsqueeze(0).contiguous()

@@ -174,3 +174,41 @@ def test_distributed_data_parallel_on_cpu_with_gloo(tmp_path, image_folder):
     assert load_artifact(out / "model.safetensors").info["steps"] == 20
     assert proc.stdout.count("exported") == 1  # only rank 0 writes
     assert "2 rank(s)" in proc.stdout
+
+
+def test_area_sampling_draws_crops_in_proportion_to_image_area(image_folder):
+    from licodec.train.data import CropDataset
+    data = CropDataset(image_folder, crop=32, sampling="area", warn=lambda m: None)
+    areas = np.array([img.shape[0] * img.shape[1] for img in data.images], dtype=float)
+    assert np.allclose(data.weights, areas / areas.sum())
+    rng = np.random.default_rng(0)
+    big = int(np.argmax(areas))
+    hits = sum(int(rng.choice(len(areas), p=data.weights) == big) for _ in range(4000))
+    assert abs(hits / 4000 - data.weights[big]) < 0.03
+    assert CropDataset(image_folder, crop=32, warn=lambda m: None).weights is None
+    with pytest.raises(ValueError, match="sampling"):
+        CropDataset(image_folder, crop=32, sampling="pixels")
+
+
+def test_hyperprior_trains_from_bls2017_weights_exports_and_codes(tmp_path, image_folder):
+    from licodec.models import build_model
+    from licodec.zoo.artifact import save_artifact
+    init = tmp_path / "init.safetensors"
+    init.write_bytes(save_artifact(build_model("bls2017", N=8), {"name": "init"}))
+    out = tmp_path / "hp"
+    args = ["train", "--data", str(image_folder), "--out", str(out), "--model", "bls2017-hp", "--N", "8",
+            "--crop", "64", "--batch", "2", "--steps", "6", "--quantizer", "mixed", "--sampling", "area",
+            "--init", str(init), "--valid", str(image_folder), "--valid-every", "6", "--valid-limit", "1",
+            "--no-progress", "--warmup", "2"]
+    assert main(args) == 0
+    art = load_artifact(out / "model.safetensors")
+    assert art.hyperprior and art.model.config.quality_max == 9
+    rows = read_log(out / "log.csv")
+    assert rows[-1]["valid_bpp"] != ""
+    # a resume rebuilds the model from the checkpoint's config, whatever the flags say
+    args[args.index("--steps") + 1] = "8"
+    args[args.index("--model") + 1] = "bls2017"
+    assert main(args + ["--resume"]) == 0
+    assert load_artifact(out / "model.safetensors").hyperprior
+    assert main(["encode", str(image_folder / "a0.png"), str(tmp_path / "a.lic"), "--model",
+                 str(out / "model.safetensors"), "--quality", "2.5"]) == 0

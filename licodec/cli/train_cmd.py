@@ -23,6 +23,8 @@ def add_arguments(p):
                    help="what the synthesis sees in training: noisy latents (the paper) or rounded "
                         "ones with a straight-through gradient (for fine-tuning)")
     p.add_argument("--crop", type=int, default=d.crop)
+    p.add_argument("--sampling", default=d.sampling, choices=["image", "area"],
+                   help="draw crops from every image equally often, or in proportion to image area")
     p.add_argument("--batch", type=int, default=d.batch)
     p.add_argument("--steps", type=int, default=d.steps, help="total steps (a resumed run continues to this)")
     p.add_argument("--lr", type=float, default=d.lr)

@@ -14,7 +14,8 @@ MIN_SIDE_FRACTION = 0.5
 
 
 class CropDataset:
-    """Random crops with horizontal / vertical flips, sampled with a numpy Generator.
+    """Random crops with horizontal / vertical flips, sampled with a numpy Generator,
+    from images drawn uniformly (``sampling="image"``) or in proportion to their area.
 
     Images smaller than the crop are reflect-padded when both sides are at least half
     the crop and skipped otherwise; unreadable files are skipped with a warning. Each
@@ -22,8 +23,11 @@ class CropDataset:
     """
 
     def __init__(self, folder: str | Path, crop: int = 256, rank: int = 0, world_size: int = 1,
-                 warn=print):
+                 warn=print, sampling: str = "image"):
+        if sampling not in ("image", "area"):
+            raise ValueError(f"sampling must be 'image' or 'area', got {sampling!r}")
         self.crop = int(crop)
+        self.sampling = sampling
         self.images: list[np.ndarray] = []
         self.skipped: list[str] = []
         for path in list_images(folder)[rank::world_size]:
@@ -44,6 +48,10 @@ class CropDataset:
             warn(f"skipped {msg}")
         if not self.images:
             raise ImageError(f"no usable training images in {folder}")
+        area = np.array([img.shape[0] * img.shape[1] for img in self.images], dtype=np.float64)
+        # "image": every image equally often; "area": every pixel equally likely to be
+        # in a crop, so that large photographs count for their size
+        self.weights = None if sampling == "image" else area / area.sum()
 
     def __len__(self) -> int:
         return len(self.images)
@@ -53,7 +61,8 @@ class CropDataset:
         out = np.empty((size, self.crop, self.crop, 3), dtype=np.uint8)
         c = self.crop
         for i in range(size):
-            img = self.images[rng.integers(len(self.images))]
+            k = rng.integers(len(self.images)) if self.weights is None else rng.choice(len(self.images), p=self.weights)
+            img = self.images[k]
             top = rng.integers(img.shape[0] - c + 1)
             left = rng.integers(img.shape[1] - c + 1)
             patch = img[top: top + c, left: left + c]

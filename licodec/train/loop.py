@@ -37,6 +37,7 @@ class TrainConfig:
     quantizer: str = "noise"  # what the synthesis sees in training: "noise" or "mixed"
     gains: str = "channel"  # bls2017-hp: per-channel gains or one scalar step ("scalar")
     crop: int = 256
+    sampling: str = "image"  # draw crops from images uniformly, or in proportion to their area
     batch: int = 8
     steps: int = 100_000
     lr: float = 1e-4
@@ -293,7 +294,8 @@ def train(cfg: TrainConfig, log=print) -> Path:
     fwd = torch.compile(net) if cfg.compile else net
 
     variable_rate = hasattr(model, "quality_range")
-    data = CropDataset(cfg.data, cfg.crop, ddp.rank, ddp.world, warn=log if ddp.main else (lambda m: None))
+    data = CropDataset(cfg.data, cfg.crop, ddp.rank, ddp.world, warn=log if ddp.main else (lambda m: None),
+                       sampling=cfg.sampling)
     if ddp.main:
         log(f"{len(data)} training images per rank, {ddp.world} rank(s), model {cfg.model} "
             f"(N={model.config.N}, M={model.config.M}), "
