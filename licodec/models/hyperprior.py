@@ -37,6 +37,10 @@ from .base import ModelConfig, RDOutput, _conv, bls2017_transforms
 # z symbols entering h_s are clamped to this magnitude (bounds the exact arithmetic);
 # trained z symbols stay within a few tens.
 Z_CLAMP = 1 << 15
+# The index head's output is multiplied by 2**INDEX_BITS (a shift in the integer
+# path): its parameters stay of order one while the index spans 0..63, so that the
+# optimiser moves the predicted scales as fast as the other weights.
+INDEX_BITS = 3
 # Extra z positions on each side of a tile of h_a / h_s (wider than their receptive
 # fields of 2 z positions), so tiled results equal whole-image ones.
 HYPER_MARGIN = 4
@@ -66,8 +70,8 @@ class MeanScaleHyperprior(nn.Module):
             IntegerConv(N, N, 3, 2, transpose=True),
         )
         self.h_s_index = IntegerConv(N, M, 1, 1, activation=False)
-        with torch.no_grad():  # start at a scale of about 2.4, not at the table's floor
-            self.h_s_index.bias.fill_(25.0)
+        with torch.no_grad():  # start at index 25 (a scale of about 2.4), not at the table's floor
+            self.h_s_index.bias.fill_(25.0 / (1 << INDEX_BITS))
         self.h_s_mean = _conv(N, M, 3, 1)
         self.entropy_bottleneck = EntropyBottleneck(Nz, integer_medians=True)
         self.gaussian = GaussianConditional(config.scale_levels or 64)
@@ -143,7 +147,7 @@ class MeanScaleHyperprior(nn.Module):
     def hyper_synthesis(self, z_hat: Tensor) -> tuple[Tensor, Tensor]:
         """Training / float simulation of h_s on round(z): (continuous index, mu), float32."""
         feat = self.h_s_trunk(z_hat.clamp(-Z_CLAMP, Z_CLAMP))
-        return self.h_s_index(feat), self.h_s_mean(feat)
+        return self.h_s_index(feat) * float(1 << INDEX_BITS), self.h_s_mean(feat)
 
     def aux_parameters(self) -> list[nn.Parameter]:
         return self.entropy_bottleneck.aux_parameters()
@@ -176,7 +180,7 @@ class MeanScaleHyperprior(nn.Module):
         for layer in self.h_s_trunk:
             a = layer.integer_forward(a)
         acc = self.h_s_index.integer_forward(a)
-        index = shift_round(acc, self.h_s_index.acc_bits).clamp_(0, self.gaussian.levels - 1)
+        index = shift_round(acc, self.h_s_index.acc_bits - INDEX_BITS).clamp_(0, self.gaussian.levels - 1)
         return index.to(torch.int32), a
 
     @torch.no_grad()
