@@ -55,12 +55,15 @@ def main():
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--crop", type=int, default=256)
     p.add_argument("--compile", action="store_true", help="also measure torch.compile")
+    p.add_argument("--only", help="measure only this setting (e.g. bf16+channels_last)")
     args = p.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch} x {args.crop}^2")
     settings = [("fp32", False, False, False), ("bf16", True, False, False),
                 ("bf16+channels_last", True, True, False)]
     if args.compile:
         settings.append(("bf16+channels_last+compile", True, True, True))
+    if args.only:
+        settings = [s for s in settings if s[0] == args.only]
     print(f"{'arch':<11} {'setting':<28} {'s/step':>7} {'MP/s':>6} {'vs fp32':>8} {'warm-up s':>9}")
     for arch in args.arch:
         base = None
