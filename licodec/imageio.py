@@ -6,7 +6,10 @@ samples, CMYK, palette with transparency) is refused unless ``convert=True``.
 """
 from __future__ import annotations
 
+import io
 import os
+import stat
+import sys
 import tempfile
 import warnings
 from pathlib import Path
@@ -22,26 +25,28 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".p
 # its pixels are decoded.
 
 
-def _open(path: str | Path) -> Image.Image:
-    """Opens an image, refusing oversized ones from their header, before decoding pixels."""
+def _open(path, name: str | None = None) -> Image.Image:
+    """Opens an image (a path or a file object called ``name``), refusing oversized ones
+    from their header, before decoding pixels."""
+    shown = path if name is None else name
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             img = Image.open(path)
             width, height = img.size
             if width * height > MAX_PIXELS:
-                raise ImageError(f"{path}: {width}x{height} is larger than {MAX_PIXELS} pixels")
+                raise ImageError(f"{shown}: {width}x{height} is larger than {MAX_PIXELS} pixels")
             img.load()
     except FileNotFoundError:
-        raise ImageError(f"{path}: no such file") from None
+        raise ImageError(f"{shown}: no such file") from None
     except IsADirectoryError:
-        raise ImageError(f"{path}: is a folder, not an image") from None
+        raise ImageError(f"{shown}: is a folder, not an image") from None
     except Image.DecompressionBombError:
-        raise ImageError(f"{path}: image too large to decode safely") from None
+        raise ImageError(f"{shown}: image too large to decode safely") from None
     except ImageError:
         raise
     except (OSError, SyntaxError, ValueError) as exc:
-        raise ImageError(f"{path}: not a readable image ({exc})") from None
+        raise ImageError(f"{shown}: not a readable image ({exc})") from None
     try:
         return ImageOps.exif_transpose(img)
     except Exception:  # a broken EXIF block: keep the pixels as stored
@@ -117,8 +122,14 @@ def list_images(folder: str | Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
 
 
+STDIO = "-"
+
+
 def load_image(path: str | Path, convert: bool = False) -> np.ndarray:
-    """uint8 (H, W) or (H, W, 3) array of an image file, orientation applied."""
+    """uint8 (H, W) or (H, W, 3) array of an image file ("-": standard input),
+    orientation applied."""
+    if str(path) == STDIO:
+        return to_array(_open(io.BytesIO(sys.stdin.buffer.read()), name="standard input"), convert)
     return to_array(_open(path), convert)
 
 
@@ -128,6 +139,35 @@ def load_rgb(path: str | Path) -> np.ndarray:
     if img.mode != "RGB":
         img = img.convert("RGB")
     return np.asarray(img, dtype=np.uint8).copy()
+
+
+def write_output(path: str | Path, data: bytes, force: bool = False) -> None:
+    """Writes an output the way a user expects of a command-line tool:
+
+    - "-": standard output;
+    - a device or a FIFO (``/dev/null``, a pipe): written to directly, never replaced;
+    - a symbolic link: written through to its target, atomically (the link stays);
+    - a plain path: atomically (``atomic_write``).
+    An existing file (or a link's existing target) is replaced only with ``force``.
+    """
+    if str(path) == STDIO:
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return
+    path = Path(path)
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        mode = None
+    except OSError as exc:
+        raise OSError(f"{path}: {exc.strerror}") from None
+    if mode is not None and (stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISFIFO(mode)):
+        with open(path, "wb") as fh:
+            fh.write(data)
+        return
+    if path.is_symlink():
+        path = Path(os.path.realpath(path))
+    atomic_write(path, data, force=force)
 
 
 def atomic_write(path: str | Path, data: bytes, force: bool = False) -> None:

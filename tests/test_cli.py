@@ -118,3 +118,80 @@ def test_quality_a_model_cannot_take_is_a_clear_error(tmp_path, png, tiny_model_
     assert encode(png, tmp_path / "a.lic", tiny_model_path, "--quality", "4") == EXIT_BAD_INPUT
     assert "has one rate" in capsys.readouterr().err
     assert not (tmp_path / "a.lic").exists()
+
+
+class _Stdin:
+    def __init__(self, data: bytes):
+        import io
+        self.buffer = io.BytesIO(data)
+
+
+def test_dash_means_standard_input_and_output(tmp_path, png, tiny_model_path, capsysbinary, monkeypatch):
+    monkeypatch.setattr("sys.stdin", _Stdin(png.read_bytes()))
+    assert main(["encode", "-", "-", "--model", str(tiny_model_path)]) == 0
+    captured = capsysbinary.readouterr()
+    data = captured.out
+    assert data[:4] == b"\x89LIC" and b"bytes" in captured.err  # the report goes to stderr
+    lic = tmp_path / "a.lic"
+    assert encode(png, lic, tiny_model_path) == 0
+    assert lic.read_bytes() == data
+    capsysbinary.readouterr()
+    monkeypatch.setattr("sys.stdin", _Stdin(data))
+    assert main(["decode", "-", "-", "--model", str(tiny_model_path)]) == 0
+    out = capsysbinary.readouterr().out
+    assert out[:8] == b"\x89PNG\r\n\x1a\n"
+    monkeypatch.setattr("sys.stdin", _Stdin(data))
+    assert main(["info", "-"]) == 0
+
+
+def test_devices_fifos_and_symlinks_are_written_through_never_replaced(tmp_path, png, tiny_model_path):
+    import os
+    import threading
+    assert encode(png, "/dev/null", tiny_model_path) == 0  # no --force needed, nothing replaced
+    assert os.path.exists("/dev/null") and not os.path.isfile("/dev/null")
+    target = tmp_path / "target.lic"
+    link = tmp_path / "link.lic"
+    link.symlink_to(target)
+    assert encode(png, link, tiny_model_path) == 0
+    assert link.is_symlink() and target.read_bytes()[:4] == b"\x89LIC"
+    target.write_bytes(b"precious")
+    assert encode(png, link, tiny_model_path) == EXIT_BAD_INPUT
+    assert target.read_bytes() == b"precious" and link.is_symlink()
+    assert encode(png, link, tiny_model_path, "--force") == 0
+    assert link.is_symlink() and target.read_bytes()[:4] == b"\x89LIC"
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(open(fifo, "rb").read()))
+    reader.start()
+    assert encode(png, fifo, tiny_model_path) == 0
+    reader.join(10)
+    assert got and got[0] == target.read_bytes() and fifo.exists() and not fifo.is_file()
+
+
+def test_encode_never_writes_under_an_image_name_and_names_outputs_sensibly(tmp_path, png, tiny_model_path,
+                                                                           capsys):
+    other = tmp_path / "b.png"
+    other.write_bytes(b"an image")
+    for out in (other, tmp_path / "x.jpg"):
+        assert encode(png, out, tiny_model_path, "--force") == EXIT_BAD_INPUT
+        assert "image file name" in capsys.readouterr().err
+    assert other.read_bytes() == b"an image" and not (tmp_path / "x.jpg").exists()
+    assert main(["encode", str(png), "--model", str(tiny_model_path)]) == 0
+    assert (tmp_path / "in.lic").exists() and not (tmp_path / "in.png.lic").exists()
+    assert main(["decode", str(tmp_path / "in.lic"), "--model", str(tiny_model_path), "--force"]) == 0
+    assert Image.open(tmp_path / "in.png").size == (53, 37)
+
+
+def test_decoding_to_a_lossy_format_must_be_asked_for(tmp_path, png, tiny_model_path, capsys):
+    lic = tmp_path / "a.lic"
+    assert encode(png, lic, tiny_model_path) == 0
+    dec = ["decode", str(lic), "--model", str(tiny_model_path)]
+    for name in ("a.jpg", "a.webp"):
+        assert main(dec[:2] + [str(tmp_path / name)] + dec[2:]) == EXIT_BAD_INPUT
+        assert "--output-quality" in capsys.readouterr().err and not (tmp_path / name).exists()
+    assert main(dec[:2] + [str(tmp_path / "a.gif")] + dec[2:]) == EXIT_BAD_INPUT
+    assert "256 colours" in capsys.readouterr().err
+    assert main(dec[:2] + [str(tmp_path / "a.jpg")] + dec[2:] + ["--output-quality", "95"]) == 0
+    assert Image.open(tmp_path / "a.jpg").format == "JPEG"
+    assert main(dec[:2] + [str(tmp_path / "b.png")] + dec[2:] + ["--output-quality", "95"]) == EXIT_BAD_INPUT

@@ -5,13 +5,21 @@ import argparse
 import io
 import math
 import os
+import stat
+import sys
 from pathlib import Path
 
 from ..errors import ImageError, LicodecError
-from ..imageio import atomic_write, load_image
+from ..imageio import STDIO, load_image, write_output
 
 # Largest .lic file decode will read: far above any real file, and it bounds memory.
 MAX_INPUT_BYTES = 1 << 31
+
+
+# Decoding to these formats would re-encode the image lossily with the library's
+# defaults; they need --output-quality (GIF cannot hold an RGB image at all).
+LOSSY_FORMATS = {"JPEG", "WEBP", "MPO"}
+UNFAITHFUL_FORMATS = {"GIF": "GIF holds at most 256 colours"}
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -22,13 +30,28 @@ def _same_file(a: Path, b: Path) -> bool:
 
 
 def _check_output(src: Path, dst: Path, force: bool) -> None:
-    if _same_file(src, dst) or src.resolve() == dst.resolve():
+    """Refuses an output that is the input, or an existing file without --force;
+    standard output, devices and FIFOs are never 'existing files'."""
+    if str(dst) == STDIO:
+        return
+    if str(src) != STDIO and (_same_file(src, dst) or src.resolve() == dst.resolve()):
         raise LicodecError(f"{dst}: output would overwrite the input")
+    try:
+        mode = os.stat(dst).st_mode
+    except OSError:
+        mode = None
+    if mode is not None and not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
+        return  # a device or a FIFO: written to, not replaced
     if dst.exists() and not force:
         raise FileExistsError(f"{dst} exists; use --force to overwrite it")
 
 
 def _read_lic(path: Path) -> bytes:
+    if str(path) == STDIO:
+        data = sys.stdin.buffer.read(MAX_INPUT_BYTES + 1)
+        if len(data) > MAX_INPUT_BYTES:
+            raise LicodecError(f"standard input: more than {MAX_INPUT_BYTES} bytes is too large for a .lic file")
+        return data
     try:
         size = path.stat().st_size
     except FileNotFoundError:
@@ -38,6 +61,30 @@ def _read_lic(path: Path) -> bytes:
     if size > MAX_INPUT_BYTES:
         raise LicodecError(f"{path}: {size} bytes is too large for a .lic file")
     return path.read_bytes()
+
+
+def _image_format(path: Path) -> str | None:
+    from PIL import Image
+    return Image.registered_extensions().get(path.suffix.lower())
+
+
+def _report(out: Path, text: str) -> None:
+    """Reports on stdout, or on stderr when the data itself goes to stdout."""
+    print(f"{out}: {text}", file=sys.stderr if str(out) == STDIO else sys.stdout)
+
+
+def default_encode_output(src: Path) -> Path:
+    """photo.png -> photo.lic; standard input -> standard output."""
+    if str(src) == STDIO:
+        return src
+    return src.with_suffix(".lic") if src.suffix else src.with_name(src.name + ".lic")
+
+
+def default_decode_output(src: Path) -> Path:
+    """photo.lic -> photo.png; standard input -> standard output (PNG)."""
+    if str(src) == STDIO:
+        return src
+    return src.with_suffix(".png") if src.suffix == ".lic" else src.with_name(src.name + ".png")
 
 
 def _positive(kind):
@@ -54,8 +101,9 @@ def _positive(kind):
 
 
 def add_encode(p):
-    p.add_argument("input", type=Path, help="image file (PNG, JPEG, ...)")
-    p.add_argument("output", type=Path, nargs="?", help="output .lic file (default: INPUT.lic)")
+    p.add_argument("input", type=Path, help="image file (PNG, JPEG, ...); - reads standard input")
+    p.add_argument("output", type=Path, nargs="?",
+                   help="output .lic file (default: INPUT with suffix .lic); - writes standard output")
     p.add_argument("--model", help="shipped model name or path to exported weights (.safetensors)")
     target = p.add_mutually_exclusive_group()
     target.add_argument("--quality", "-q", type=_positive(float), metavar="Q",
@@ -75,7 +123,10 @@ def add_encode(p):
 def run_encode(args) -> int:
     from ..codec import encode_array, encode_to_target, read_header
     from ..zoo.registry import select_model
-    out = args.output or args.input.with_name(args.input.name + ".lic")
+    out = args.output or default_encode_output(args.input)
+    if str(out) != STDIO and _image_format(out) is not None:
+        raise LicodecError(f"{out}: refusing to write licodec data under an image file name "
+                           f"({out.suffix}); name the output .lic")
     _check_output(args.input, out, args.force)
     arr = load_image(args.input, convert=args.convert)
     if any(v is not None for v in (args.target_bpp, args.size, args.target_psnr)):
@@ -89,17 +140,22 @@ def run_encode(args) -> int:
         header = read_header(data)
         if art.hyperprior:
             chosen = f"quality {header.quality / 1000:g}"
-    atomic_write(out, data, force=args.force)
+    write_output(out, data, force=args.force)
     h, w = arr.shape[:2]
-    print(f"{out}: {len(data)} bytes, {w}x{h}, {8 * len(data) / (w * h):.4f} bpp, model {model_id}"
-          + (f", {chosen}" if chosen and not chosen.startswith("model") else ""))
+    _report(out, f"{len(data)} bytes, {w}x{h}, {8 * len(data) / (w * h):.4f} bpp, model {model_id}"
+            + (f", {chosen}" if chosen and not chosen.startswith("model") else ""))
     return 0
 
 
 def add_decode(p):
-    p.add_argument("input", type=Path, help=".lic file")
-    p.add_argument("output", type=Path, nargs="?", help="output image, format from its suffix (default: INPUT.png)")
+    p.add_argument("input", type=Path, help=".lic file; - reads standard input")
+    p.add_argument("output", type=Path, nargs="?",
+                   help="output image, format from its suffix (default: INPUT with suffix .png); "
+                        "- writes PNG to standard output")
     p.add_argument("--model", help="weights the file was encoded with, if not a shipped model")
+    p.add_argument("--output-quality", type=int, metavar="Q",
+                   help="quality (1..100) for a lossy output format (.jpg, .webp): decoding to one "
+                        "re-encodes the image, so it must be asked for")
     p.add_argument("--force", "-f", action="store_true", help="overwrite an existing output file")
 
 
@@ -107,29 +163,36 @@ def run_decode(args) -> int:
     from PIL import Image
 
     from ..codec import decode_array
-    if args.output is not None:
-        out = args.output
-    elif args.input.suffix == ".lic":
-        out = args.input.with_suffix(".png")
-    else:
-        out = args.input.with_name(args.input.name + ".png")
+    out = args.output or default_decode_output(args.input)
     _check_output(args.input, out, args.force)
-    fmt = Image.registered_extensions().get(out.suffix.lower())
+    fmt = "PNG" if str(out) == STDIO else _image_format(out)
     if fmt is None:
         raise LicodecError(f"{out}: unknown image format suffix {out.suffix!r} (use .png)")
+    if fmt in UNFAITHFUL_FORMATS:
+        raise LicodecError(f"{out}: {UNFAITHFUL_FORMATS[fmt]}; write .png")
+    options = {}
+    if fmt in LOSSY_FORMATS:
+        if args.output_quality is None:
+            raise LicodecError(f"{out}: {fmt} would re-encode the decoded image lossily; write .png, or "
+                               "give --output-quality")
+        if not 1 <= args.output_quality <= 100:
+            raise LicodecError(f"--output-quality must be 1..100, got {args.output_quality}")
+        options["quality"] = args.output_quality
+    elif args.output_quality is not None:
+        raise LicodecError(f"--output-quality applies to lossy formats (.jpg, .webp), not {fmt}")
     arr = decode_array(_read_lic(args.input), args.model)
     buf = io.BytesIO()
     try:
-        Image.fromarray(arr, mode="L" if arr.ndim == 2 else "RGB").save(buf, format=fmt)
+        Image.fromarray(arr, mode="L" if arr.ndim == 2 else "RGB").save(buf, format=fmt, **options)
     except (OSError, KeyError, ValueError) as exc:
         raise ImageError(f"{out}: cannot write {fmt} ({exc})") from None
-    atomic_write(out, buf.getvalue(), force=args.force)
-    print(f"{out}: {arr.shape[1]}x{arr.shape[0]} {'gray' if arr.ndim == 2 else 'RGB'}")
+    write_output(out, buf.getvalue(), force=args.force)
+    _report(out, f"{arr.shape[1]}x{arr.shape[0]} {'gray' if arr.ndim == 2 else 'RGB'}")
     return 0
 
 
 def add_info(p):
-    p.add_argument("input", type=Path, help=".lic file")
+    p.add_argument("input", type=Path, help=".lic file; - reads standard input")
 
 
 def run_info(args) -> int:
