@@ -195,3 +195,19 @@ def test_decoding_to_a_lossy_format_must_be_asked_for(tmp_path, png, tiny_model_
     assert main(dec[:2] + [str(tmp_path / "a.jpg")] + dec[2:] + ["--output-quality", "95"]) == 0
     assert Image.open(tmp_path / "a.jpg").format == "JPEG"
     assert main(dec[:2] + [str(tmp_path / "b.png")] + dec[2:] + ["--output-quality", "95"]) == EXIT_BAD_INPUT
+
+
+def test_models_lists_the_installed_models_and_unknown_names_are_explained(tmp_path, capsys):
+    from licodec.zoo.registry import installed_names
+    assert main(["models"]) == 0
+    listed = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
+    assert listed == installed_names()
+    png = tmp_path / "a.png"
+    Image.fromarray(smooth_image(16, 16)).save(png)
+    assert main(["encode", str(png), "--model", "bls2017-nope"]) == EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert "unknown model 'bls2017-nope'" in err and all(n in err for n in installed_names())
+    ckpt = tmp_path / "checkpoint.pt"
+    ckpt.write_bytes(b"not read")
+    assert main(["encode", str(png), "--model", str(ckpt)]) == EXIT_BAD_INPUT
+    assert "licodec export" in capsys.readouterr().err

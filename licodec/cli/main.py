@@ -11,7 +11,7 @@ import sys
 import traceback
 
 from ..errors import LicodecError
-from . import coding_cmds, demo_cmd, eval_cmds, export_cmd, train_cmd
+from . import coding_cmds, demo_cmd, eval_cmds, export_cmd, models_cmd, train_cmd
 
 EXIT_OK = 0
 EXIT_INTERNAL = 1
@@ -22,6 +22,7 @@ COMMANDS = {
     "encode": (coding_cmds.add_encode, coding_cmds.run_encode, "compress an image into a .lic file"),
     "decode": (coding_cmds.add_decode, coding_cmds.run_decode, "decode a .lic file into an image"),
     "info": (coding_cmds.add_info, coding_cmds.run_info, "show what a .lic file holds"),
+    "models": (models_cmd.add_arguments, models_cmd.run, "list the installed models"),
     "demo": (demo_cmd.add_arguments, demo_cmd.run, "encode and decode the built-in sample photo"),
     "train": (train_cmd.add_arguments, train_cmd.run, "train a model on a folder of images"),
     "export": (export_cmd.add_arguments, export_cmd.run, "turn a training checkpoint into a model file"),
@@ -71,6 +72,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("licodec: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (licodec models | head): not an error of ours
+        import os
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except Exception as exc:  # a bug: say so in one line, details with --debug
         return _fail(args, exc, EXIT_INTERNAL, internal=True)
 

@@ -40,7 +40,8 @@ def add_arguments(p):
     p.add_argument("--valid-every", type=int, default=d.valid_every)
     p.add_argument("--valid-limit", type=int, default=d.valid_limit)
     p.add_argument("--checkpoint-minutes", type=float, default=d.checkpoint_minutes)
-    p.add_argument("--init", help="start from these weights (checkpoint.pt or exported .safetensors)")
+    p.add_argument("--init", help="start from these weights: checkpoint.pt, an exported .safetensors, "
+                                  "or a shipped model's name (bls2017-mse-q5)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--no-progress", dest="progress", action="store_false")

@@ -96,8 +96,12 @@ def load_weights(model, state: dict, log=print) -> None:
 
 
 def _load_init(model, path: str, log=print) -> list[dict]:
-    """Loads the weights; returns their training history (see ``run_record``)."""
+    """Loads the weights (a checkpoint, a model file or a shipped model's name); returns
+    their training history (see ``run_record``)."""
     from ..zoo.artifact import load_artifact
+    from ..zoo.registry import SHIPPED, VARIABLE_RATE_MODEL, shipped_path
+    if str(path) in SHIPPED.values() or str(path) == VARIABLE_RATE_MODEL:
+        path = str(shipped_path(str(path)))
     if str(path).endswith(".pt"):
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
         load_weights(model, ckpt["model"], log)

@@ -93,7 +93,21 @@ def resolve_model(model: str | Path | Artifact | None = None, quality: int | Non
         if not path.is_file():
             raise ModelError(f"shipped model {model} is not installed; give --model PATH")
         return load_path(path)
+    path = Path(model)
+    if not path.is_file() and path.suffix != ".safetensors" and "/" not in str(model):
+        names = installed_names()
+        raise ModelError(f"unknown model {model!r}; installed: {', '.join(names) or 'none'} "
+                         "(or give the path of a .safetensors file)")
+    if path.suffix == ".pt":
+        raise ModelError(f"{path}: a training checkpoint, not a model file; turn it into one with "
+                         f"licodec export {path} OUT.safetensors --name NAME")
     return load_path(model)
+
+
+def installed_names() -> list[str]:
+    """The installed shipped models, the default first."""
+    names = [VARIABLE_RATE_MODEL] if shipped_path(VARIABLE_RATE_MODEL).is_file() else []
+    return names + [SHIPPED[q] for q in available_qualities()]
 
 
 def find_by_digest(digest_prefix: bytes, name_hint: str | None = None) -> Artifact | None:
