@@ -211,3 +211,22 @@ def test_models_lists_the_installed_models_and_unknown_names_are_explained(tmp_p
     ckpt.write_bytes(b"not read")
     assert main(["encode", str(png), "--model", str(ckpt)]) == EXIT_BAD_INPUT
     assert "licodec export" in capsys.readouterr().err
+
+
+def test_commands_that_run_no_model_do_not_import_torch(tmp_path, png, tiny_model_path):
+    import subprocess
+    import sys
+    lic = tmp_path / "a.lic"
+    assert encode(png, lic, tiny_model_path) == 0
+    code = ("import sys, contextlib, io\n"
+            "from licodec.cli import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            f"    assert main(['info', {str(lic)!r}]) == 0\n"
+            "    assert main(['models']) == 0\n"
+            "    try:\n"
+            "        main(['--version'])\n"
+            "    except SystemExit:\n"
+            "        pass\n"
+            "print('torch' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

@@ -197,14 +197,10 @@ def add_info(p):
 
 def run_info(args) -> int:
     from .. import bitstream
-    from ..zoo.registry import find_by_digest
+    from ..zoo.registry import find_shipped_path
     data = _read_lic(args.input)
     header, sections = bitstream.read(data)
-    art = None
-    try:
-        art = find_by_digest(header.model_digest, header.model_name)
-    except LicodecError:
-        pass
+    installed = find_shipped_path(header.model_digest)
     pixels = header.width * header.height
     lines = [
         ("file", str(args.input)),
@@ -216,7 +212,7 @@ def run_info(args) -> int:
         ("model", f"{header.model_name} (sha256 {header.model_digest.hex()}...)"),
         ("quality", f"{header.quality / 1000:g}" if header.quality else "custom model"),
         ("coder", f"id {header.coder_id}, {header.precision}-bit tables"),
-        ("model installed", "yes" if art is not None else "no"),
+        ("model installed", f"yes ({installed.stem})" if installed is not None else "no"),
     ]
     for k, v in lines:
         print(f"{k:>16}: {v}")

@@ -6,13 +6,23 @@ def add_arguments(p):
     p.add_argument("--verbose", "-v", action="store_true", help="also show each model's training record")
 
 
-def describe(art) -> str:
+def describe(config: dict, info: dict) -> str:
     """What a model codes: one rate, or its quality range."""
-    if art.hyperprior:
-        q_min, q_max = art.model.quality_range
-        return f"variable rate, quality {q_min:g}..{q_max:g}"
-    lmbda = art.info.get("lmbda")
+    if config.get("quality_max") is not None:
+        return f"variable rate, quality {config['quality_min']:g}..{config['quality_max']:g}"
+    lmbda = info.get("lmbda")
     return "one rate" + (f" (lambda {lmbda:g})" if isinstance(lmbda, (int, float)) else "")
+
+
+def read_header(path) -> tuple[dict, dict, str]:
+    """(config, info, recorded sha256) from a model file's header, without loading it."""
+    import json
+
+    from ..zoo.metadata import metadata
+    with open(path, "rb") as fh:
+        n = int.from_bytes(fh.read(8), "little")
+        meta = metadata(n.to_bytes(8, "little") + fh.read(min(n, 100_000_000)))
+    return json.loads(meta.get("config", "{}")), json.loads(meta.get("info", "{}")), meta.get("sha256", "")
 
 
 def installed() -> list[tuple[str, str]]:
@@ -29,18 +39,18 @@ def installed() -> list[tuple[str, str]]:
 
 def run(args) -> int:
     from ..errors import ModelError
-    from ..zoo.registry import load_path, shipped_path
+    from ..zoo.registry import shipped_path
     rows = installed()
     if not rows:
         raise ModelError("no shipped models are installed; encode with --model PATH")
     for name, picked in rows:
         path = shipped_path(name)
-        art = load_path(path)
+        config, info, digest = read_header(path)
         size = path.stat().st_size / 1e6
-        print(f"{name:<18} {describe(art):<34} {size:5.1f} MB  sha256 {art.digest.hex()[:12]}  {picked}")
+        print(f"{name:<18} {describe(config, info):<34} {size:5.1f} MB  sha256 {digest[:12]}  {picked}")
         if args.verbose:
-            steps, wall = art.info.get("steps"), art.info.get("wall_s")
-            history = [h.get("name", "?") for h in art.info.get("history", [])]
+            steps, wall = info.get("steps"), info.get("wall_s")
+            history = [h.get("name", "?") for h in info.get("history", [])]
             print(f"{'':<18} trained {steps} steps, {(wall or 0) / 3600:.1f} h in its last run"
                   + (f"; continued from {' <- '.join(reversed(history))}" if history else "") + f"; {path}")
     return 0

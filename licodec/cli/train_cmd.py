@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import fields
 
-from ..train.loop import TrainConfig
+from ..train.config import TrainConfig
 
 
 def add_arguments(p):

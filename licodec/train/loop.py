@@ -5,7 +5,7 @@ import csv
 import math
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -17,46 +17,13 @@ from ..eval.metrics import MS_SSIM_MIN_SIDE
 from ..imageio import atomic_write
 from ..models import build_from_config, build_model
 from .data import CropDataset
+from .config import TrainConfig
 from .step import train_step
 
 CHECKPOINT_NAME = "checkpoint.pt"
 LOG_NAME = "log.csv"
 LOG_FIELDS = ["step", "wall_s", "lr", "loss", "bpp", "mse", "psnr", "ms_ssim", "aux", "mpix_s",
               "valid_bpp", "valid_psnr", "valid_ms_ssim"]
-
-
-@dataclass
-class TrainConfig:
-    data: str
-    out: str
-    model: str = "bls2017"
-    N: int | None = None
-    M: int | None = None
-    lmbda: float = 0.0130
-    metric: str = "mse"
-    quantizer: str = "noise"  # what the synthesis sees in training: "noise" or "mixed"
-    gains: str = "channel"  # bls2017-hp: per-channel gains or one scalar step ("scalar")
-    crop: int = 256
-    sampling: str = "image"  # draw crops from images uniformly, or in proportion to their area
-    batch: int = 8
-    steps: int = 100_000
-    lr: float = 1e-4
-    aux_lr: float = 1e-3
-    warmup: int = 200
-    decay_at: float = 0.85  # lr drops 10x after this fraction of the steps
-    clip: float = 1.0
-    device: str = "cpu"
-    bf16: bool = True
-    channels_last: bool = True
-    compile: bool = False
-    valid: str | None = None
-    valid_every: int = 2000
-    valid_limit: int = 24
-    checkpoint_minutes: float = 5.0
-    init: str | None = None  # start from these weights (checkpoint or exported artifact)
-    resume: bool = False
-    seed: int = 0
-    progress: bool = True
 
 
 def lr_at(cfg: TrainConfig, step: int) -> float:

@@ -21,8 +21,8 @@ from safetensors.numpy import save as st_save_bytes
 from ..coding.tables import CDF_PRECISION, CodingTables
 from ..errors import ModelError
 from ..models import CompressionModel, ModelConfig, build_from_config
+from .metadata import FORMAT_NAME, metadata as _metadata
 
-FORMAT_NAME = "licodec-model"
 FORMAT_VERSION = 1
 TABLE_PREFIX = "tables."
 # A factorized model's tables are stored as tables.freqs, ... (what licodec 0.1 wrote);
@@ -115,23 +115,6 @@ def save_artifact(model: CompressionModel, info: dict | None = None,
             "info": json.dumps(info or {}, sort_keys=True),
             "sha256": _digest(arrays, config).hex()}
     return st_save_bytes(arrays, metadata=meta)
-
-
-def _metadata(data: bytes) -> dict:
-    # safetensors layout: u64 header length, then a JSON header holding __metadata__.
-    if len(data) < 8:
-        raise ModelError("weights file is truncated")
-    n = int.from_bytes(data[:8], "little")
-    if n > len(data) - 8 or n > 100_000_000:
-        raise ModelError("weights file is truncated or has a corrupt header")
-    try:
-        header = json.loads(data[8: 8 + n])
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise ModelError("weights file has a corrupt header") from None
-    meta = header.get("__metadata__") if isinstance(header, dict) else None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
-        raise ModelError("not a licodec model file (no licodec metadata)")
-    return meta
 
 
 def load_artifact_bytes(data: bytes, source: str = "weights") -> Artifact:

@@ -8,9 +8,13 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import ModelError
-from .artifact import Artifact, load_artifact
+from .metadata import claimed_digest
+
+if TYPE_CHECKING:
+    from .artifact import Artifact
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 # Quality q (1 = smallest files) -> shipped model name.
@@ -60,6 +64,7 @@ def available_qualities() -> list[int]:
 
 @lru_cache(maxsize=16)
 def _load_cached(path: str, mtime: float) -> Artifact:
+    from .artifact import load_artifact
     return load_artifact(path)
 
 
@@ -72,8 +77,11 @@ def load_path(path: str | Path) -> Artifact:
 
 def resolve_model(model: str | Path | Artifact | None = None, quality: int | None = None) -> Artifact:
     """A model by artifact, file path, shipped name, or shipped quality."""
-    if isinstance(model, Artifact):
-        return model
+    if not isinstance(model, (str, Path, type(None))):
+        from .artifact import Artifact
+        if isinstance(model, Artifact):
+            return model
+        raise ModelError(f"model must be a name, a path or an Artifact, not {type(model).__name__}")
     if model is None:
         have = available_qualities()
         if quality is None:  # the default, or the installed quality nearest to it
@@ -110,19 +118,21 @@ def installed_names() -> list[str]:
     return names + [SHIPPED[q] for q in available_qualities()]
 
 
-def find_by_digest(digest_prefix: bytes, name_hint: str | None = None) -> Artifact | None:
-    """The shipped model whose digest starts with ``digest_prefix``; ``name_hint`` (the
-    name a file records) is tried first, so that usually one model is loaded."""
-    if name_hint in SHIPPED.values() and shipped_path(name_hint).is_file():
-        art = load_path(shipped_path(name_hint))
-        if art.digest.startswith(digest_prefix):
-            return art
-    if name_hint == VARIABLE_RATE_MODEL and shipped_path(name_hint).is_file():
-        art = load_path(shipped_path(name_hint))
-        if art.digest.startswith(digest_prefix):
-            return art
-    for q in available_qualities():
-        art = load_path(shipped_path(SHIPPED[q]))
-        if art.digest.startswith(digest_prefix):
-            return art
+def find_shipped_path(digest_prefix: bytes) -> Path | None:
+    """The shipped model file whose recorded sha256 starts with ``digest_prefix`` (from
+    the files' headers: no weights are loaded, no torch is imported)."""
+    for name in installed_names():
+        digest = claimed_digest(shipped_path(name))
+        if digest is not None and digest.startswith(digest_prefix):
+            return shipped_path(name)
     return None
+
+
+def find_by_digest(digest_prefix: bytes, name_hint: str | None = None) -> Artifact | None:
+    """The shipped model whose digest starts with ``digest_prefix`` (loaded, and so
+    checked against its recorded sha256)."""
+    path = find_shipped_path(digest_prefix)
+    if path is None:
+        return None
+    art = load_path(path)
+    return art if art.digest.startswith(digest_prefix) else None
