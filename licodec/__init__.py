@@ -1,9 +1,13 @@
 """licodec: a learned image codec (Balle, Laparra, Simoncelli 2017, and beyond)."""
 from .errors import BitstreamError, ImageError, LicodecError, ModelError
+from .pillow_plugin import register as _register_pillow_plugin
 
 __version__ = "0.1.0"
 __all__ = ["compress", "decompress", "LicodecError", "BitstreamError", "ModelError", "ImageError",
            "__version__"]
+
+
+_register_pillow_plugin()  # Image.open("x.lic") and im.save("x.lic", quality=...)
 
 
 def compress(image, model=None, quality=None, convert=False, *, target_bpp=None, size=None,
@@ -13,7 +17,8 @@ def compress(image, model=None, quality=None, convert=False, *, target_bpp=None,
                      size=size, target_psnr=target_psnr)
 
 
-compress.__doc__ = """Compress a PIL image or uint8 numpy array into .lic bytes (see licodec.codec.compress)."""
+compress.__doc__ = """Compress a PIL image, a uint8 numpy array or an image file's path into .lic bytes
+(see licodec.codec.compress)."""
 
 
 def decompress(data: bytes, model=None):
@@ -21,4 +26,4 @@ def decompress(data: bytes, model=None):
     return _decompress(data, model=model)
 
 
-decompress.__doc__ = """Decode .lic bytes into a PIL image (see licodec.codec.decompress)."""
+decompress.__doc__ = """Decode .lic bytes or a .lic file's path into a PIL image (see licodec.codec.decompress)."""

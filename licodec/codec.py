@@ -11,6 +11,7 @@ and back: bytes -> bitstream.read -> z -> h_s -> y -> g_s -> crop, round -> imag
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,7 @@ from PIL import Image
 
 from . import bitstream, coding
 from .errors import BitstreamError, LicodecError, ModelError
-from .imageio import to_array
+from .imageio import icc_profile, load_image_icc, to_array
 from .ops import pad_amounts, tiled_apply
 from .zoo import Artifact, resolve_model
 from .zoo.registry import SHIPPED, available_qualities, find_by_digest, select_model
@@ -90,18 +91,25 @@ def _padded_tensor(arr: np.ndarray, art: Artifact) -> torch.Tensor:
     return x
 
 
-def encode_array(arr: np.ndarray, art: Artifact, quality: float | None = None) -> bytes:
+def _with_icc(sections: dict[str, bytes], icc: bytes | None) -> dict[str, bytes]:
+    """Adds the optional "icc" section: the image's colour profile, returned on decoding."""
+    return {**sections, "icc": bytes(icc)} if icc else sections
+
+
+def encode_array(arr: np.ndarray, art: Artifact, quality: float | None = None, icc: bytes | None = None) -> bytes:
     """uint8 (H, W) or (H, W, 3) array -> .lic bytes. ``quality``: a hyperprior model's
-    quality (any number in its range); a factorized model has one rate."""
+    quality (any number in its range); a factorized model has one rate. ``icc``: an ICC
+    profile to carry along."""
     if art.hyperprior:
-        return HyperpriorEncoder(arr, art).encode(quality)
+        return HyperpriorEncoder(arr, art).encode(quality, icc)
     header = _header(arr, art, quality_code(art, quality))
     x = _padded_tensor(arr, art)
     m, h, w = latent_shape(art, arr.shape[0], arr.shape[1])
     symbols = torch.empty((1, m, h, w), dtype=torch.int32)
     with torch.inference_mode():
         tiled_apply(art.model.analyse, x, symbols, art.model.downsampling_factor, 1, TILE, MARGIN)
-    return bitstream.write(header, {"y": coding.encode(symbols[0].reshape(m, -1).numpy(), art.tables["y"])})
+    return bitstream.write(header, _with_icc({"y": coding.encode(symbols[0].reshape(m, -1).numpy(),
+                                                                 art.tables["y"])}, icc))
 
 
 class HyperpriorEncoder:
@@ -118,7 +126,7 @@ class HyperpriorEncoder:
             tiled_apply(lambda t: model.g_a(t).float(), _padded_tensor(arr, art), self.y,
                         model.downsampling_factor, 1, TILE, MARGIN)
 
-    def encode(self, quality: float | None = None) -> bytes:
+    def encode(self, quality: float | None = None, icc: bytes | None = None) -> bytes:
         art, model = self.art, self.art.model
         code = quality_code(art, quality)
         h, w, k = self.h, self.w, model.hyper_factor
@@ -132,7 +140,7 @@ class HyperpriorEncoder:
         symbols = torch.round(y - mu).to(torch.int32)
         sections = {"z": coding.encode(z[0].reshape(nz, -1).numpy(), art.tables["z"]),
                     "y": coding.encode_indexed(symbols.reshape(-1).numpy(), index.reshape(-1), art.tables["y"])}
-        return bitstream.write(_header(self.arr, art, code), sections)
+        return bitstream.write(_header(self.arr, art, code), _with_icc(sections, icc))
 
 
 def hyper_shape(art: Artifact, h: int, w: int) -> tuple[int, int, int]:
@@ -190,7 +198,13 @@ def _section(sections: dict[str, bytes], name: str) -> bytes:
 
 def decode_array(data: bytes, model=None) -> np.ndarray:
     """.lic bytes -> uint8 (H, W) or (H, W, 3) array."""
+    return decode_image(data, model)[0]
+
+
+def decode_image(data: bytes, model=None) -> tuple[np.ndarray, bytes | None]:
+    """.lic bytes -> (uint8 (H, W) or (H, W, 3) array, ICC profile or None)."""
     header, sections = bitstream.read(data)
+    icc = sections.pop("icc", None)
     art = find_model(header, model)
     if header.coder_id != coding.CODER_ID:
         raise BitstreamError(f"unknown entropy coder id {header.coder_id}")
@@ -199,7 +213,7 @@ def decode_array(data: bytes, model=None) -> np.ndarray:
     expected = {"z", "y"} if art.hyperprior else {"y"}
     if set(sections) != expected:
         raise BitstreamError(f"file has sections {', '.join(sections)}; model {art.model_id} "
-                             f"codes {', '.join(sorted(expected))}")
+                             f"codes {', '.join(sorted(expected))} (and an optional icc)")
     m, h, w = latent_shape(art, header.height, header.width)
     if art.hyperprior:
         q_min, q_max = art.model.quality_range
@@ -229,7 +243,7 @@ def decode_array(data: bytes, model=None) -> np.ndarray:
     out = image[0, :, : header.height, : header.width].permute(1, 2, 0).numpy()
     if header.channels == 1:
         out = np.round(out.astype(np.float32).mean(axis=2)).astype(np.uint8)
-    return np.ascontiguousarray(out)
+    return np.ascontiguousarray(out), icc
 
 
 def _bisect(n: int, ok) -> int | None:
@@ -248,7 +262,7 @@ def _bisect(n: int, ok) -> int | None:
 
 
 def encode_to_target(arr: np.ndarray, model=None, *, target_bpp: float | None = None, size: int | None = None,
-                     target_psnr: float | None = None) -> tuple[bytes, str]:
+                     target_psnr: float | None = None, icc: bytes | None = None) -> tuple[bytes, str]:
     """Searches the quality for one image: the largest whose file fits ``size`` bytes
     (or ``target_bpp``), or the smallest whose PSNR reaches ``target_psnr`` dB, by real
     encoding (bisection: about 13 encodes for a variable-rate model, whose analysis
@@ -274,13 +288,13 @@ def encode_to_target(arr: np.ndarray, model=None, *, target_bpp: float | None = 
         describe = [f"quality {q:g}" for q in settings]
 
         def make(i):
-            return encoder.encode(settings[i])
+            return encoder.encode(settings[i], icc)
     else:
         arts = [art] if model is not None else [resolve_model(None, q) for q in available_qualities()]
         describe = [f"model {a.model_id}" for a in arts]
 
         def make(i):
-            return encode_array(arr, arts[i])
+            return encode_array(arr, arts[i], icc=icc)
         settings = arts
 
     cache: dict[int, bytes] = {}
@@ -325,16 +339,34 @@ def compress(image, model: str | Path | Artifact | None = None, quality: float |
     this image instead (see encode_to_target). ``convert=True`` accepts images that
     lose something in coding (alpha is dropped, 16-bit samples become 8-bit).
     """
-    arr = to_array(image, convert=convert)
+    if isinstance(image, (str, os.PathLike)):
+        arr, icc = load_image_icc(image, convert=convert)
+    else:
+        arr, icc = to_array(image, convert=convert), icc_profile(image)
     if any(v is not None for v in (target_bpp, size, target_psnr)):
         if quality is not None:
             raise LicodecError("give either a quality or a target, not both")
-        return encode_to_target(arr, model, target_bpp=target_bpp, size=size, target_psnr=target_psnr)[0]
+        return encode_to_target(arr, model, target_bpp=target_bpp, size=size, target_psnr=target_psnr,
+                                icc=icc)[0]
     art, quality = select_model(model, quality)
-    return encode_array(arr, art, quality)
+    return encode_array(arr, art, quality, icc)
 
 
-def decompress(data: bytes, model: str | Path | Artifact | None = None) -> Image.Image:
-    """Decodes .lic bytes into a PIL image (mode L or RGB, as encoded)."""
-    arr = decode_array(data, model)
-    return Image.fromarray(arr, mode="L" if arr.ndim == 2 else "RGB")
+def decompress(data, model: str | Path | Artifact | None = None) -> Image.Image:
+    """Decodes .lic bytes (bytes, bytearray, memoryview), or the .lic file at a path,
+    into a PIL image (mode L or RGB, as encoded; ``info["icc_profile"]`` if the file
+    carries one)."""
+    if isinstance(data, (str, os.PathLike)):
+        try:
+            data = Path(data).read_bytes()
+        except OSError as exc:
+            raise LicodecError(f"{data}: cannot read ({exc.strerror})") from None
+    elif isinstance(data, (bytes, bytearray, memoryview)):
+        data = bytes(data)
+    else:
+        raise LicodecError(f"expected .lic bytes or a path, got {type(data).__name__}")
+    arr, icc = decode_image(data, model)
+    image = Image.fromarray(arr, mode="L" if arr.ndim == 2 else "RGB")
+    if icc:
+        image.info["icc_profile"] = icc
+    return image

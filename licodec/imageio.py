@@ -20,6 +20,10 @@ from PIL import Image, ImageOps
 from .bitstream.format import MAX_PIXELS
 from .errors import ImageError
 
+# img.info key set on an image whose file holds 16 bits per sample in an 8-bit mode
+SIXTEEN_BIT = "licodec.16bit"
+# Largest ICC profile a file carries along (real ones are a few kB to a few hundred).
+MAX_ICC_BYTES = 1 << 22
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pnm"}
 # The container's limit (2**28 pixels) is checked from an image file's header before
 # its pixels are decoded.
@@ -33,6 +37,12 @@ def _open(path, name: str | None = None) -> Image.Image:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             img = Image.open(path)
+            if img.format == "LIC":
+                raise ImageError(f"{shown}: already a licodec file (decode it first)")
+            # Pillow reads 16-bit RGB(A) PNGs as 8-bit modes, dropping the low bytes:
+            # remember it, so that to_array refuses them like 16-bit gray ones
+            if img.mode in ("RGB", "RGBA") and any(";16" in str(t.args) for t in img.tile):
+                img.info[SIXTEEN_BIT] = True
             width, height = img.size
             if width * height > MAX_PIXELS:
                 raise ImageError(f"{shown}: {width}x{height} is larger than {MAX_PIXELS} pixels")
@@ -62,8 +72,23 @@ def to_array(image, convert: bool = False) -> np.ndarray:
     raise ImageError(f"expected a PIL image or a numpy array, got {type(image).__name__}")
 
 
+def icc_profile(image) -> bytes | None:
+    """The embedded ICC profile of a PIL image (None for arrays and untagged images)."""
+    icc = image.info.get("icc_profile") if isinstance(image, Image.Image) else None
+    if not icc:
+        return None
+    if len(icc) > MAX_ICC_BYTES:
+        raise ImageError(f"ICC profile of {len(icc)} bytes is larger than {MAX_ICC_BYTES}")
+    return bytes(icc)
+
+
 def _pil_to_array(img: Image.Image, convert: bool) -> np.ndarray:
+    if img.getexif().get(0x0112, 1) != 1:  # EXIF orientation: shown turned, coded turned
+        img = ImageOps.exif_transpose(img)
     mode = img.mode
+    if img.info.get(SIXTEEN_BIT) and not convert:
+        raise ImageError("image has 16 bits per sample; licodec codes 8-bit gray or RGB exactly, "
+                         "use --convert (convert=True) to reduce it to 8 bits")
     if mode in ("L", "RGB"):
         return np.asarray(img, dtype=np.uint8).copy()
     if mode == "P":
@@ -128,9 +153,16 @@ STDIO = "-"
 def load_image(path: str | Path, convert: bool = False) -> np.ndarray:
     """uint8 (H, W) or (H, W, 3) array of an image file ("-": standard input),
     orientation applied."""
+    return load_image_icc(path, convert)[0]
+
+
+def load_image_icc(path: str | Path, convert: bool = False) -> tuple[np.ndarray, bytes | None]:
+    """``load_image`` and the file's embedded ICC profile (None if it has none)."""
     if str(path) == STDIO:
-        return to_array(_open(io.BytesIO(sys.stdin.buffer.read()), name="standard input"), convert)
-    return to_array(_open(path), convert)
+        img = _open(io.BytesIO(sys.stdin.buffer.read()), name="standard input")
+    else:
+        img = _open(path)
+    return to_array(img, convert), icc_profile(img)
 
 
 def load_rgb(path: str | Path) -> np.ndarray:

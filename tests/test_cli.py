@@ -230,3 +230,18 @@ def test_commands_that_run_no_model_do_not_import_torch(tmp_path, png, tiny_mode
             "print('torch' in sys.modules)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_cli_keeps_the_icc_profile_and_refuses_lic_as_an_image(tmp_path, tiny_model_path, capsys):
+    from PIL import ImageCms
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    src = tmp_path / "c.png"
+    Image.fromarray(smooth_image(20, 24)).save(src, icc_profile=icc)
+    lic = tmp_path / "c.lic"
+    assert encode(src, lic, tiny_model_path) == 0
+    for name in ("d.png", "d.tif"):
+        assert main(["decode", str(lic), str(tmp_path / name), "--model", str(tiny_model_path)]) == 0
+        assert Image.open(tmp_path / name).info.get("icc_profile") == icc
+    assert main(["decode", str(lic), str(tmp_path / "e.lic"), "--model", str(tiny_model_path)]) == EXIT_BAD_INPUT
+    assert encode(lic, tmp_path / "f.lic", tiny_model_path) == EXIT_BAD_INPUT
+    assert "already a licodec file" in capsys.readouterr().err

@@ -139,3 +139,80 @@ def test_default_quality_falls_back_to_the_nearest_installed_model(tmp_path, mon
     assert registry.resolve_model().digest == registry.resolve_model(quality=7).digest
     with pytest.raises(ModelError, match="installed qualities: 2, 7"):
         registry.resolve_model(quality=3)
+
+
+def _icc() -> bytes:
+    from PIL import ImageCms
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+
+
+def test_api_takes_paths_and_bytes_like_objects_and_keeps_the_icc_profile(tmp_path, tiny_artifact):
+    img = Image.fromarray(smooth_image(30, 40))
+    path = tmp_path / "a.png"
+    icc = _icc()
+    img.save(path, icc_profile=icc)
+    data = licodec.compress(str(path), model=tiny_artifact)
+    assert data == licodec.compress(Image.open(path), model=tiny_artifact)
+    header, sections = bitstream.read(data)
+    assert sections["icc"] == icc
+    lic = tmp_path / "a.lic"
+    lic.write_bytes(data)
+    for source in (data, bytearray(data), memoryview(data), str(lic), lic):
+        out = licodec.decompress(source, model=tiny_artifact)
+        assert out.size == (40, 30) and out.info["icc_profile"] == icc
+    plain = licodec.compress(img, model=tiny_artifact)
+    assert "icc" not in bitstream.read(plain)[1] and "icc_profile" not in licodec.decompress(plain, tiny_artifact).info
+    with pytest.raises(licodec.LicodecError, match="bytes or a path"):
+        licodec.decompress(12345)
+    with pytest.raises(licodec.LicodecError, match="quality must be a number"):
+        licodec.compress(img, quality="4")
+
+
+def test_exif_orientation_is_applied_by_the_api_as_by_the_cli(tmp_path, tiny_artifact):
+    from licodec.imageio import load_image
+    img = Image.fromarray(smooth_image(20, 36))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to show
+    path = tmp_path / "r.jpg"
+    img.save(path, exif=exif, quality=95)
+    shown = load_image(path)
+    assert shown.shape[:2] == (36, 20)
+    from licodec.imageio import to_array
+    assert np.array_equal(to_array(Image.open(path)), shown)
+    assert licodec.compress(Image.open(path), model=tiny_artifact) == licodec.compress(str(path), model=tiny_artifact)
+
+
+def test_16_bit_rgb_png_is_refused_like_16_bit_gray(tmp_path):
+    import struct
+    import zlib
+
+    from licodec.imageio import load_image
+    w, h = 8, 4
+    raw = b"".join(b"\0" + (np.arange(w * 3, dtype=">u2") * 300).tobytes() for _ in range(h))
+
+    def chunk(t, d):
+        return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d))
+    path = tmp_path / "rgb16.png"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+    with pytest.raises(ImageError, match="16 bits"):
+        load_image(path)
+    assert load_image(path, convert=True).shape == (4, 8, 3)
+
+
+def test_pillow_opens_and_saves_lic_files(tmp_path, tiny_artifact):
+    img = Image.fromarray(smooth_image(24, 40))
+    path = tmp_path / "p.lic"
+    img.save(path, model=tiny_artifact)
+    assert path.read_bytes() == licodec.compress(img, model=tiny_artifact)
+    with pytest.raises(ModelError):  # the tiny test model is not installed: a clear error on load
+        Image.open(path).load()
+    opened = Image.open(path)
+    assert opened.format == "LIC" and opened.size == (40, 24) and opened.mode == "RGB"
+    from unittest import mock
+    with mock.patch("licodec.codec.find_by_digest", return_value=tiny_artifact):
+        pixels = np.asarray(Image.open(path).convert("RGB"))
+    assert np.array_equal(pixels, decode_array(path.read_bytes(), tiny_artifact))
+    from licodec.imageio import load_image
+    with pytest.raises(ImageError, match="already a licodec file"):
+        load_image(path)

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from ..errors import ImageError, LicodecError
-from ..imageio import STDIO, load_image, write_output
+from ..imageio import STDIO, load_image_icc, write_output
 
 # Largest .lic file decode will read: far above any real file, and it bounds memory.
 MAX_INPUT_BYTES = 1 << 31
@@ -20,6 +20,8 @@ MAX_INPUT_BYTES = 1 << 31
 # defaults; they need --output-quality (GIF cannot hold an RGB image at all).
 LOSSY_FORMATS = {"JPEG", "WEBP", "MPO"}
 UNFAITHFUL_FORMATS = {"GIF": "GIF holds at most 256 colours"}
+# Formats that take the colour profile a file carries.
+ICC_FORMATS = {"PNG", "JPEG", "WEBP", "TIFF"}
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -64,8 +66,10 @@ def _read_lic(path: Path) -> bytes:
 
 
 def _image_format(path: Path) -> str | None:
+    """The Pillow format of an image file name (None for .lic, licodec's own)."""
     from PIL import Image
-    return Image.registered_extensions().get(path.suffix.lower())
+    fmt = Image.registered_extensions().get(path.suffix.lower())
+    return None if fmt == "LIC" else fmt
 
 
 def _report(out: Path, text: str) -> None:
@@ -128,14 +132,14 @@ def run_encode(args) -> int:
         raise LicodecError(f"{out}: refusing to write licodec data under an image file name "
                            f"({out.suffix}); name the output .lic")
     _check_output(args.input, out, args.force)
-    arr = load_image(args.input, convert=args.convert)
+    arr, icc = load_image_icc(args.input, convert=args.convert)
     if any(v is not None for v in (args.target_bpp, args.size, args.target_psnr)):
         data, chosen = encode_to_target(arr, args.model, target_bpp=args.target_bpp, size=args.size,
-                                        target_psnr=args.target_psnr)
+                                        target_psnr=args.target_psnr, icc=icc)
         model_id = read_header(data).model_name
     else:
         art, quality = select_model(args.model, args.quality)
-        data = encode_array(arr, art, quality)
+        data = encode_array(arr, art, quality, icc)
         model_id, chosen = art.model_id, ""
         header = read_header(data)
         if art.hyperprior:
@@ -162,7 +166,7 @@ def add_decode(p):
 def run_decode(args) -> int:
     from PIL import Image
 
-    from ..codec import decode_array
+    from ..codec import decode_image
     out = args.output or default_decode_output(args.input)
     _check_output(args.input, out, args.force)
     fmt = "PNG" if str(out) == STDIO else _image_format(out)
@@ -180,7 +184,9 @@ def run_decode(args) -> int:
         options["quality"] = args.output_quality
     elif args.output_quality is not None:
         raise LicodecError(f"--output-quality applies to lossy formats (.jpg, .webp), not {fmt}")
-    arr = decode_array(_read_lic(args.input), args.model)
+    arr, icc = decode_image(_read_lic(args.input), args.model)
+    if icc and fmt in ICC_FORMATS:
+        options["icc_profile"] = icc
     buf = io.BytesIO()
     try:
         Image.fromarray(arr, mode="L" if arr.ndim == 2 else "RGB").save(buf, format=fmt, **options)

@@ -37,6 +37,8 @@ def select_model(model: str | Path | Artifact | None = None,
     installed, the shipped factorized model of that whole quality. A factorized model
     given by name or path has one rate and takes no quality.
     """
+    if quality is not None and (isinstance(quality, bool) or not isinstance(quality, (int, float))):
+        raise ModelError(f"quality must be a number, got {type(quality).__name__} {quality!r}")
     if model is not None:
         art = resolve_model(model)
         if "z" in art.tables:
@@ -48,8 +50,7 @@ def select_model(model: str | Path | Artifact | None = None,
     art = default_model()
     if art is not None:
         return art, quality
-    if quality is not None and (isinstance(quality, bool) or not isinstance(quality, (int, float))
-                                or float(quality) != int(quality)):
+    if quality is not None and float(quality) != int(quality):
         raise ModelError(f"the installed models take whole qualities 1..{len(SHIPPED)}, not {quality!r}")
     return resolve_model(None, None if quality is None else int(quality)), None
 
