@@ -212,3 +212,43 @@ def test_hyperprior_trains_from_bls2017_weights_exports_and_codes(tmp_path, imag
     assert load_artifact(out / "model.safetensors").hyperprior
     assert main(["encode", str(image_folder / "a0.png"), str(tmp_path / "a.lic"), "--model",
                  str(out / "model.safetensors"), "--quality", "2.5"]) == 0
+
+
+def test_a_resume_keeps_the_runs_schedule_and_the_log_has_no_duplicate_rows(tmp_path, image_folder):
+    out = tmp_path / "run"
+    base = ["train", "--data", str(image_folder), "--out", str(out), "--N", "8", "--crop", "32",
+            "--batch", "1", "--no-progress", "--warmup", "1"]
+    assert main(base + ["--steps", "50", "--lr", "2e-3", "--decay-at", "0.9"]) == 0
+    # a log row that a crash after the last checkpoint would leave behind
+    with open(out / "log.csv", "a") as fh:
+        fh.write("100,1,0.1,1,1,1,1,,1,1,,,\n")
+    assert main(base + ["--steps", "150", "--resume"]) == 0  # lr and decay-at not given: the run's own
+    rows = read_log(out / "log.csv")
+    assert [int(r["step"]) for r in rows] == [50, 100, 150]
+    assert float(rows[1]["lr"]) == pytest.approx(2e-3) and float(rows[2]["lr"]) == pytest.approx(2e-4)
+    assert load_artifact(out / "model.safetensors").model.config.N == 8
+
+
+def test_sigterm_writes_a_checkpoint_and_a_failed_start_leaves_no_folder(tmp_path, image_folder):
+    import signal
+    import time
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "licodec", "train", "--data", str(image_folder), "--out", str(out), "--N", "8",
+           "--crop", "32", "--batch", "1", "--steps", "100000", "--no-progress", "--checkpoint-minutes", "60"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (out / "log.csv").exists():
+        time.sleep(0.2)
+    while time.time() < deadline and len(read_log(out / "log.csv")) < 1:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    text, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130, text
+    assert "checkpoint at step" in text
+    ckpt = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert ckpt["step"] >= 50 and ckpt["config"]["steps"] == 100000
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    bad = tmp_path / "never"
+    assert main(["train", "--data", str(empty), "--out", str(bad), "--no-progress"]) == 3
+    assert not bad.exists()

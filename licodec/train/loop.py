@@ -188,6 +188,21 @@ def checkpoint_model_config(ckpt: dict) -> dict:
     return build_model(run.get("model", "bls2017"), run.get("N"), run.get("M"), **options).config.to_dict()
 
 
+def drop_log_rows_after(log_path: Path, step: int) -> None:
+    """Removes the log rows of steps after ``step`` (written after the checkpoint a run
+    resumes from: they are trained again, and would appear twice)."""
+    with open(log_path, newline="") as fh:
+        rows = list(csv.reader(fh))
+    if not rows:
+        return
+    kept = [rows[0]] + [r for r in rows[1:] if r and r[0].isdigit() and int(r[0]) <= step]
+    if len(kept) != len(rows):
+        tmp = log_path.with_suffix(".tmp")
+        with open(tmp, "w", newline="") as fh:
+            csv.writer(fh).writerows(kept)
+        os.replace(tmp, log_path)
+
+
 def check_config(cfg: TrainConfig) -> None:
     if cfg.lmbda <= 0:
         raise LicodecError(f"--lmbda must be positive, got {cfg.lmbda}")
@@ -203,12 +218,46 @@ def check_config(cfg: TrainConfig) -> None:
         raise LicodecError("--batch, --steps and --lr must be positive")
 
 
-def train(cfg: TrainConfig, log=print) -> Path:
+def resume_config(cfg: TrainConfig, explicit: set[str]) -> TrainConfig:
+    """On --resume: the run's own settings (its checkpoint's), except those given on the
+    command line (``explicit``), so that a resume keeps the run's schedule."""
+    from dataclasses import fields
+    ckpt_path = Path(cfg.out) / CHECKPOINT_NAME
+    if not ckpt_path.exists():
+        return cfg
+    old = torch.load(ckpt_path, map_location="cpu", weights_only=True).get("config", {})
+    names = {f.name for f in fields(TrainConfig)}
+    merged = {k: v for k, v in old.items() if k in names and k != "init"}
+    merged.update({k: getattr(cfg, k) for k in explicit | {"data", "out", "resume"} if k in names})
+    return TrainConfig(**merged)
+
+
+def train(cfg: TrainConfig, log=print, explicit: set[str] | None = None) -> Path:
+    """Runs (or, with cfg.resume, continues) a training run. ``explicit``: the settings
+    the user gave; on a resume the others keep the run's values (None: use cfg as is)."""
+    if cfg.resume and explicit is not None:
+        cfg = resume_config(cfg, explicit)
     check_config(cfg)
     ddp = _Distributed()
     out = Path(cfg.out)
+    created = not out.exists()
     if ddp.main:
         out.mkdir(parents=True, exist_ok=True)
+    try:
+        return _train(cfg, log, ddp, out)
+    except BaseException:
+        # a run that failed before writing anything leaves no empty folder behind
+        if ddp.main and created and out.is_dir() and not (out / CHECKPOINT_NAME).exists():
+            for name in (LOG_NAME,):
+                (out / name).unlink(missing_ok=True)
+            try:
+                out.rmdir()
+            except OSError:
+                pass
+        raise
+
+
+def _train(cfg: TrainConfig, log, ddp, out: Path) -> Path:
     device = torch.device(cfg.device)
     if device.type == "cuda" and ddp.enabled:
         device = torch.device("cuda", ddp.rank % torch.cuda.device_count())
@@ -278,6 +327,8 @@ def train(cfg: TrainConfig, log=print) -> Path:
     if ddp.main and not log_path.exists():
         with open(log_path, "w", newline="") as fh:
             csv.writer(fh).writerow(LOG_FIELDS)
+    elif ddp.main and cfg.resume:
+        drop_log_rows_after(log_path, start_step)
 
     def save_checkpoint(step: int, wall: float) -> None:
         if not ddp.main:
@@ -301,56 +352,72 @@ def train(cfg: TrainConfig, log=print) -> Path:
             dist.all_reduce(p.grad)
             p.grad /= ddp.world
 
+    import signal
+
+    def on_term(signum, frame):  # a SIGTERM stops the run like Ctrl-C: checkpoint first
+        raise KeyboardInterrupt
+    previous = signal.signal(signal.SIGTERM, on_term) if ddp.main and _main_thread() else None
+
     t_start = time.time()
     last_ckpt = time.time()
     acc = {"loss": 0.0, "bpp": 0.0, "mse": 0.0, "aux": 0.0, "n": 0, "t": time.time()}
     log_every = 50
     step = start_step
-    for step in range(start_step, cfg.steps):
-        lr = lr_at(cfg, step)
-        for g in opt.param_groups:
-            g["lr"] = lr
-        batch = torch.from_numpy(data.batch(rng, cfg.batch)).to(device)
-        x = batch.permute(0, 3, 1, 2).float().div_(255.0)
-        if cfg.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        quality, lmbda = None, cfg.lmbda
-        if variable_rate:  # one quality per image, uniform over the model's range
-            quality = torch.from_numpy(rng.uniform(*model.quality_range, size=cfg.batch)).float().to(device)
-            lmbda = model.lmbda(quality)
+    done = start_step
+    try:
+        for step in range(start_step, cfg.steps):
+            lr = lr_at(cfg, step)
+            for g in opt.param_groups:
+                g["lr"] = lr
+            batch = torch.from_numpy(data.batch(rng, cfg.batch)).to(device)
+            x = batch.permute(0, 3, 1, 2).float().div_(255.0)
+            if cfg.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            quality, lmbda = None, cfg.lmbda
+            if variable_rate:  # one quality per image, uniform over the model's range
+                quality = torch.from_numpy(rng.uniform(*model.quality_range, size=cfg.batch)).float().to(device)
+                lmbda = model.lmbda(quality)
 
-        r = train_step(model, x, lmbda, opt, aux_opt, metric=cfg.metric, bf16=cfg.bf16, clip=cfg.clip,
-                       forward=fwd, quantizer=cfg.quantizer, quality=quality,
-                       before_aux_step=average_aux_grads if ddp.enabled else None)
-        loss, bpp, mse, aux = r.loss, r.bpp, r.mse, r.aux
-        num_pixels = x.shape[0] * x.shape[2] * x.shape[3]
-        if not math.isfinite(loss.item()):
-            raise FloatingPointError(f"loss is {float(loss)} at step {step}; lower --lr")
+            r = train_step(model, x, lmbda, opt, aux_opt, metric=cfg.metric, bf16=cfg.bf16, clip=cfg.clip,
+                           forward=fwd, quantizer=cfg.quantizer, quality=quality,
+                           before_aux_step=average_aux_grads if ddp.enabled else None)
+            loss, bpp, mse, aux = r.loss, r.bpp, r.mse, r.aux
+            num_pixels = x.shape[0] * x.shape[2] * x.shape[3]
+            if not math.isfinite(loss.item()):
+                raise FloatingPointError(f"loss is {float(loss)} at step {step}; lower --lr")
 
-        acc["loss"] += loss.item(); acc["bpp"] += bpp.item(); acc["mse"] += mse.item()
-        acc["aux"] += aux.item(); acc["n"] += 1
-        if bar is not None:
-            bar.update(1)
-        done = step + 1
-        if ddp.main and (done % log_every == 0 or done == cfg.steps):
-            n = acc["n"]
-            dt = time.time() - acc["t"]
-            row = {"step": done, "wall_s": round(wall0 + time.time() - t_start, 1), "lr": lr,
-                   "loss": acc["loss"] / n, "bpp": acc["bpp"] / n, "mse": acc["mse"] / n,
-                   "psnr": 10 * math.log10(1.0 / max(1e-10, acc["mse"] / n)), "aux": acc["aux"] / n,
-                   "mpix_s": n * num_pixels * ddp.world / dt / 1e6}
-            if cfg.valid and (done % cfg.valid_every == 0 or done == cfg.steps):
-                model.eval()
-                row.update(validate(model, cfg.valid, cfg.valid_limit, log))
-                model.train()
-            with open(log_path, "a", newline="") as fh:
-                csv.writer(fh).writerow([_fmt(row.get(k, "")) for k in LOG_FIELDS])
+            acc["loss"] += loss.item(); acc["bpp"] += bpp.item(); acc["mse"] += mse.item()
+            acc["aux"] += aux.item(); acc["n"] += 1
             if bar is not None:
-                bar.set_postfix(loss=f"{row['loss']:.3f}", bpp=f"{row['bpp']:.3f}", psnr=f"{row['psnr']:.2f}")
-            acc = {"loss": 0.0, "bpp": 0.0, "mse": 0.0, "aux": 0.0, "n": 0, "t": time.time()}
-        if ddp.main and time.time() - last_ckpt > cfg.checkpoint_minutes * 60:
+                bar.update(1)
+            done = step + 1
+            if ddp.main and (done % log_every == 0 or done == cfg.steps):
+                n = acc["n"]
+                dt = time.time() - acc["t"]
+                row = {"step": done, "wall_s": round(wall0 + time.time() - t_start, 1), "lr": lr,
+                       "loss": acc["loss"] / n, "bpp": acc["bpp"] / n, "mse": acc["mse"] / n,
+                       "psnr": 10 * math.log10(1.0 / max(1e-10, acc["mse"] / n)), "aux": acc["aux"] / n,
+                       "mpix_s": n * num_pixels * ddp.world / dt / 1e6}
+                if cfg.valid and (done % cfg.valid_every == 0 or done == cfg.steps):
+                    model.eval()
+                    row.update(validate(model, cfg.valid, cfg.valid_limit, log))
+                    model.train()
+                with open(log_path, "a", newline="") as fh:
+                    csv.writer(fh).writerow([_fmt(row.get(k, "")) for k in LOG_FIELDS])
+                if bar is not None:
+                    bar.set_postfix(loss=f"{row['loss']:.3f}", bpp=f"{row['bpp']:.3f}", psnr=f"{row['psnr']:.2f}")
+                acc = {"loss": 0.0, "bpp": 0.0, "mse": 0.0, "aux": 0.0, "n": 0, "t": time.time()}
+            if ddp.main and time.time() - last_ckpt > cfg.checkpoint_minutes * 60:
+                save_checkpoint(done, wall0 + time.time() - t_start)
+                last_ckpt = time.time()
+    except KeyboardInterrupt:
+        if ddp.main:
             save_checkpoint(done, wall0 + time.time() - t_start)
-            last_ckpt = time.time()
+            log(f"interrupted: checkpoint at step {done} written to {ckpt_path}; continue with --resume")
+        raise
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     if bar is not None:
         bar.close()
     final = out / "model.safetensors"
@@ -366,6 +433,11 @@ def train(cfg: TrainConfig, log=print) -> Path:
         dist.barrier()
         dist.destroy_process_group()
     return final
+
+
+def _main_thread() -> bool:
+    import threading
+    return threading.current_thread() is threading.main_thread()
 
 
 def _fmt(v):
