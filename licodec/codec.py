@@ -156,13 +156,13 @@ def hyper_predict(art: Artifact, z: torch.Tensor, h: int, w: int) -> tuple[np.nd
 
     def predict(t):
         index, features = model.hyper_index(t)
-        return torch.cat([index.double(), model.hyper_mean(features).double()], dim=1)
+        return index, model.hyper_mean(features)
 
-    out = torch.empty((1, 2 * m, z.shape[2] * k, z.shape[3] * k), dtype=torch.float64)
+    shape = (1, m, z.shape[2] * k, z.shape[3] * k)
+    index, mu = torch.empty(shape, dtype=torch.int32), torch.empty(shape, dtype=torch.float32)
     with torch.inference_mode():
-        tiled_apply(predict, z, out, 1, k, HYPER_TILE, HYPER_MARGIN)
-    index = out[0, :m, :h, :w].to(torch.int32).numpy()
-    return np.ascontiguousarray(index), out[:, m:, :h, :w].float()
+        tiled_apply(predict, z, (index, mu), 1, k, HYPER_TILE, HYPER_MARGIN)
+    return np.ascontiguousarray(index[0, :, :h, :w].numpy()), mu[:, :, :h, :w]
 
 
 def latent_shape(art: Artifact, height: int, width: int) -> tuple[int, int, int]:

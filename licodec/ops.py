@@ -76,7 +76,8 @@ def tiled_apply(fn, x: Tensor, out: Tensor, in_unit: int, out_unit: int, tile: i
     downsampling 16; 1 and 16 for the synthesis). Each tile of ``tile`` x ``tile`` units
     is computed with ``margin`` extra units on every side (clipped at the borders) and
     cropped back, so when the margin covers fn's receptive field the result equals
-    fn(x) up to float rounding: no seams, and memory bounded by the tile size.
+    fn(x) up to float rounding: no seams, and memory bounded by the tile size. With
+    ``out`` a tuple of tensors, fn returns a tuple of as many results.
     """
     height, width = x.shape[-2] // in_unit, x.shape[-1] // in_unit
     for top in range(0, height, tile):
@@ -84,8 +85,9 @@ def tiled_apply(fn, x: Tensor, out: Tensor, in_unit: int, out_unit: int, tile: i
             bottom, right = min(height, top + tile), min(width, left + tile)
             t0, l0 = max(0, top - margin), max(0, left - margin)
             t1, l1 = min(height, bottom + margin), min(width, right + margin)
-            y = fn(x[..., t0 * in_unit: t1 * in_unit, l0 * in_unit: l1 * in_unit])
-            crop = y[..., (top - t0) * out_unit: (bottom - t0) * out_unit,
-                     (left - l0) * out_unit: (right - l0) * out_unit]
-            out[..., top * out_unit: bottom * out_unit, left * out_unit: right * out_unit] = crop
+            ys = fn(x[..., t0 * in_unit: t1 * in_unit, l0 * in_unit: l1 * in_unit])
+            for y, o in zip(ys, out) if isinstance(out, tuple) else [(ys, out)]:
+                crop = y[..., (top - t0) * out_unit: (bottom - t0) * out_unit,
+                         (left - l0) * out_unit: (right - l0) * out_unit]
+                o[..., top * out_unit: bottom * out_unit, left * out_unit: right * out_unit] = crop
     return out
