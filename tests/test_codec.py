@@ -216,3 +216,30 @@ def test_pillow_opens_and_saves_lic_files(tmp_path, tiny_artifact):
     from licodec.imageio import load_image
     with pytest.raises(ImageError, match="already a licodec file"):
         load_image(path)
+
+
+def test_coding_uses_exactly_the_integer_tables_stored_with_the_model(tiny_artifact, tiny_artifact_bytes):
+    """The payload costs what the stored integer tables say the symbols cost, and the
+    same symbols coded with other stored tables give other bytes."""
+    img = smooth_image(64, 80, seed=3)
+    data = encode_array(img, tiny_artifact)
+    payload = bitstream.read(data)[1]["y"]
+    x = torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255  # 64x80: no padding
+    symbols = tiny_artifact.model.analyse(x)[0].numpy().reshape(tiny_artifact.model.config.M, -1)
+    t = tiny_artifact.tables["y"]
+    index = symbols.astype(np.int64) - t.offsets[:, None]
+    inside = (index >= 0) & (index < t.lengths[:, None] - 1)
+    assert inside.all()  # no escapes in this image: the cost is the table entries alone
+    freqs = np.take_along_axis(t.freqs.astype(np.float64), index, axis=1)
+    bits = float(-np.log2(freqs / (1 << t.precision)).sum())
+    assert bits <= 8 * len(payload) <= bits * 1.005 + 64
+    # the same weights with one table row changed: other bytes for the same symbols
+    from licodec.coding import CodingTables
+    freqs2 = t.freqs.copy()
+    c = int(np.argmax(t.lengths))
+    top = int(np.argmax(freqs2[c]))
+    freqs2[c, top] -= 1000
+    freqs2[c, (top + 1) % t.lengths[c]] += 1000
+    other = CodingTables(freqs2, t.lengths.copy(), t.offsets.copy(), t.precision)
+    assert coding.encode(symbols, other) != payload
+    assert coding.encode(symbols, t) == payload
