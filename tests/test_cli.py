@@ -245,3 +245,16 @@ def test_cli_keeps_the_icc_profile_and_refuses_lic_as_an_image(tmp_path, tiny_mo
     assert main(["decode", str(lic), str(tmp_path / "e.lic"), "--model", str(tiny_model_path)]) == EXIT_BAD_INPUT
     assert encode(lic, tmp_path / "f.lic", tiny_model_path) == EXIT_BAD_INPUT
     assert "already a licodec file" in capsys.readouterr().err
+
+
+def test_every_option_has_a_help_text_and_no_empty_default():
+    import argparse
+
+    from licodec.cli.main import build_parser
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name, command in sub.choices.items():
+        for action in command._actions:
+            assert action.help, f"licodec {name} {action.option_strings or action.dest}: no help text"
+        text = command.format_help()
+        assert "(default: None)" not in text and "(default: False)" not in text, name

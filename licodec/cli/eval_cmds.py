@@ -29,7 +29,7 @@ def add_eval(p):
                    help="codec(s) the BD-rates are measured against, comma-separated, one table each "
                         "(default jpeg)")
     p.add_argument("--limit", type=int, help="use only the first N images")
-    p.add_argument("--no-progress", dest="progress", action="store_false")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
 
 
 def run_eval(args) -> int:
@@ -47,9 +47,9 @@ def run_eval(args) -> int:
 
 
 def add_compare(p):
-    p.add_argument("image", type=Path)
+    p.add_argument("image", type=Path, help="the image to compress with every codec")
     p.add_argument("--bpp", type=float, default=0.25, help="target bits per pixel")
-    p.add_argument("--codecs", default=DEFAULT_CODECS)
+    p.add_argument("--codecs", default=DEFAULT_CODECS, help="codecs to compare, comma-separated")
     p.add_argument("--out", type=Path, required=True, help="output folder (mosaic.png, decoded images)")
 
 

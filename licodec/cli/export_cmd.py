@@ -10,7 +10,7 @@ def add_arguments(p):
     p.add_argument("checkpoint", type=Path, help="checkpoint.pt of a training run, or a .safetensors model")
     p.add_argument("output", type=Path, help="model file to write (.safetensors)")
     p.add_argument("--name", required=True, help="model name recorded in files, e.g. bls2017-mse-q4")
-    p.add_argument("--force", "-f", action="store_true")
+    p.add_argument("--force", "-f", action="store_true", help="overwrite an existing output file")
 
 
 def run(args) -> int:
