@@ -75,9 +75,10 @@ def test_eval_end_to_end_on_two_images(tmp_path, tiny_model_path):
     assert all(np.diff(r["bpp"]) > 0) and r["psnr-rgb"][-1] > r["psnr-rgb"][0]
     rows = (out / "jpeg-per-image.csv").read_text().splitlines()
     assert len(rows) == 1 + 13 * 2
-    lic = json.loads((out / "licodec.json").read_text())
+    lic = json.loads((out / "licodec-tiny.json").read_text())  # named after the weights
+    assert lic["name"] == "licodec (tiny-test)"
     # bpp in the JSON is the mean of real file sizes
-    sizes = [int(line.split(",")[5]) for line in (out / "licodec-per-image.csv").read_text().splitlines()[1:]]
+    sizes = [int(line.split(",")[5]) for line in (out / "licodec-tiny-per-image.csv").read_text().splitlines()[1:]]
     assert lic["results"]["bpp"][0] == pytest.approx(np.mean([8 * sizes[0] / (64 * 48), 8 * sizes[1] / (56 * 40)]))
     table = (out / "bd-rate.md").read_text()
     assert "| JPEG | +0.0% | +0.0% |" in table
@@ -117,7 +118,7 @@ def test_compare_writes_a_labelled_mosaic(tmp_path, tiny_model_path):
     assert main(["compare", str(src), "--bpp", "1.0", "--codecs", f"jpeg;licodec:{tiny_model_path}",
                  "--out", str(out)]) == 0
     data = json.loads((out / "compare.json").read_text())
-    assert [r["codec"] for r in data["results"]] == ["JPEG", "licodec (custom)"]
+    assert [r["codec"] for r in data["results"]] == ["JPEG", "licodec (tiny-test)"]
     jpeg = data["results"][0]
     assert abs(jpeg["bpp"] - 1.0) < 0.3
     mosaic = Image.open(out / "mosaic.png")
@@ -158,16 +159,42 @@ def test_eval_adds_a_codec_to_an_earlier_results_folder(tmp_path, tiny_model_pat
     other["name"] = "Stale"
     (out / "stale.json").write_text(json.dumps(other))
     capsys.readouterr()
-    assert main(["eval", str(folder), "--codecs", f"licodec:{tiny_model_path}", "--out", str(out),
-                 "--no-progress", "--anchor", "jpeg,licodec"]) == 0
+    # the same folder spelled another way is still the same folder
+    import os
+    os.chdir(tmp_path)
+    assert main(["eval", "./imgs/../imgs", "--codecs", f"licodec:{tiny_model_path}", "--out", str(out),
+                 "--no-progress", "--anchor", "jpeg,licodec-tiny"]) == 0
     assert "earlier results" in capsys.readouterr().err
     assert (out / "jpeg.json").read_bytes() == jpeg_before  # not rerun, not rewritten
     table = (out / "bd-rate.md").read_text()
     assert "BD-rate against JPEG" in table and "| JPEG | +0.0% | +0.0% |" in table
-    assert "| licodec" in table and "Stale" not in table
-    assert table.count("BD-rate against") == 2 and "BD-rate against licodec" in table
+    assert "| licodec (tiny-test)" in table and "Stale" not in table
+    assert table.count("BD-rate against") == 2 and "BD-rate against licodec (tiny-test)" in table
+    # a single rate point has no BD-rate, and the table says why
+    assert "n/a (fewer than 2 points on the codec's curve)" in table
+    # an earlier curve is never replaced without --force
+    before = (out / "licodec-tiny.json").read_bytes()
+    assert main(["eval", str(folder), "--codecs", f"licodec:{tiny_model_path}", "--out", str(out),
+                 "--no-progress"]) == 3
+    assert "--force" in capsys.readouterr().err and (out / "licodec-tiny.json").read_bytes() == before
+    assert main(["eval", str(folder), "--codecs", f"licodec:{tiny_model_path}", "--out", str(out),
+                 "--no-progress", "--force"]) == 0
     # an anchor that is no curve is refused before anything runs
     capsys.readouterr()
     assert main(["eval", str(folder), "--codecs", "jpeg", "--out", str(out), "--no-progress",
                  "--anchor", "jpg"]) == 3
     assert "--anchor jpg is not among the curves" in capsys.readouterr().err
+
+
+def test_eval_sweeps_a_variable_rate_model_over_its_qualities(tmp_path, tiny_hp_artifact_bytes):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    Image.fromarray(smooth_image(48, 64, seed=3)).save(folder / "a.png")
+    model = tmp_path / "hp.safetensors"
+    model.write_bytes(tiny_hp_artifact_bytes)
+    out = tmp_path / "res"
+    assert main(["eval", str(folder), "--codecs", f"jpeg;licodec:{model}", "--out", str(out),
+                 "--no-progress", "--anchor", "jpeg"]) == 0
+    curve = json.loads((out / "licodec-hp.json").read_text())
+    assert curve["settings"] == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0]
+    assert len(curve["results"]["bpp"]) == 9 and "qualities 1, 2" in curve["description"]

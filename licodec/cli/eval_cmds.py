@@ -21,7 +21,8 @@ def add_eval(p):
     p.add_argument("folder", type=Path, help="folder of images (PNG, JPEG, ...)")
     p.add_argument("--codecs", default=DEFAULT_CODECS,
                    help="comma-separated codecs; licodec:A.safetensors|B.safetensors evaluates given "
-                        "weights (separate codecs with ';' when a spec holds commas)")
+                        "weights (one rate point each; a variable-rate model at each whole quality), "
+                        "written as licodec-A.json (separate codecs with ';' when a spec holds commas)")
     p.add_argument("--out", type=Path, required=True, help="results folder")
     p.add_argument("--jobs", "-j", type=int, default=1, help="worker processes")
     p.add_argument("--reference", action="append", default=[], help="published curve (CompressAI JSON)")
@@ -29,6 +30,8 @@ def add_eval(p):
                    help="codec(s) the BD-rates are measured against, comma-separated, one table each "
                         "(default jpeg)")
     p.add_argument("--limit", type=int, help="use only the first N images")
+    p.add_argument("--force", "-f", action="store_true",
+                   help="replace the curves of these codecs that an earlier run left in --out")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
 
 
@@ -40,7 +43,7 @@ def run_eval(args) -> int:
     if not args.folder.is_dir():
         raise LicodecError(f"{args.folder}: not a folder")
     evaluate(args.folder, specs, args.out, jobs=args.jobs, progress=args.progress,
-             references=args.reference, anchor=args.anchor, limit=args.limit)
+             references=args.reference, anchor=args.anchor, limit=args.limit, force=args.force)
     print((args.out / "bd-rate.md").read_text(), end="")
     print(f"results in {args.out}/ (JSON and CSV per codec, rd-psnr.png, rd-msssim.png, bd-rate.md)")
     return 0

@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import math
 from abc import ABC, abstractmethod
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -20,6 +21,11 @@ TARGET_BPPS = (0.05, 0.08, 0.12, 0.18, 0.25, 0.35, 0.5, 0.7, 1.0, 1.4, 2.0)
 class Codec(ABC):
     name: str = ""
     label: str = ""
+
+    @property
+    def key(self) -> str:
+        """The name of this curve's files in a results folder."""
+        return self.name
 
     @abstractmethod
     def settings(self) -> list:
@@ -185,16 +191,35 @@ class JPEGXL(Codec):
 
 
 class Licodec(Codec):
-    """Shipped qualities, or one rate point per weights file given as 'licodec:a.safetensors,b...'."""
+    """The default model's rate points, or given weights: 'licodec:a.safetensors,b...'
+    (one rate point per factorized model), or one variable-rate model at every whole
+    quality of its range."""
 
     name = "licodec"
 
     def __init__(self, paths: str = ""):
         self.paths = [p for p in paths.split(",") if p] if paths else []
-        self.label = "licodec" if not self.paths else "licodec (custom)"
         self._arts = {}
+        self.variable = None  # the variable-rate model evaluated at several qualities
+        if len(self.paths) == 1 and self._art(self.paths[0]).hyperprior:
+            self.variable = self._art(self.paths[0])
+        elif not self.paths:
+            from ..zoo.registry import default_model
+            self.variable = default_model()
+        self.label = "licodec" if not self.paths else f"licodec ({self._art(self.paths[0]).model_id})"
+
+    @property
+    def key(self) -> str:
+        """The name of this curve's files: licodec, or licodec-<weights file name>."""
+        if not self.paths:
+            return "licodec"
+        more = f"-and-{len(self.paths) - 1}-more" if len(self.paths) > 1 else ""
+        return f"licodec-{Path(self.paths[0]).stem}{more}"
 
     def settings(self):
+        if self.variable is not None:
+            q_min, q_max = self.variable.model.quality_range
+            return [float(q) for q in range(math.ceil(q_min), math.floor(q_max) + 1)]
         if self.paths:
             return list(self.paths)
         from ..errors import ModelError
@@ -212,6 +237,8 @@ class Licodec(Codec):
 
     def encode(self, img, setting):
         from ..codec import encode_array
+        if self.variable is not None:
+            return encode_array(img, self.variable, float(setting))
         return encode_array(img, self._art(setting))
 
     def decode(self, data):
@@ -220,7 +247,10 @@ class Licodec(Codec):
         from ..codec import decode_array, read_header
         from ..errors import ModelError
         header = read_header(data)
-        key = next((s for s in self.settings() if self._art(s).digest.startswith(header.model_digest)), None)
+        if self.variable is not None and self.variable.digest.startswith(header.model_digest):
+            return decode_array(data, self.variable)
+        keys = [] if self.variable is not None else self.settings()
+        key = next((s for s in keys if self._art(s).digest.startswith(header.model_digest)), None)
         if key is None:
             raise ModelError(f"file was written with {header.model_name} "
                              f"({header.model_digest.hex()[:12]}), which is not among the evaluated weights")
@@ -228,8 +258,11 @@ class Licodec(Codec):
 
     def describe(self):
         from .. import __version__
-        models = [self._art(s).model_id for s in self.settings()]
-        return {"library": f"licodec {__version__}", "settings": f"models {', '.join(models)}"}
+        if self.variable is not None:
+            models = f"model {self.variable.model_id} at qualities {', '.join(f'{q:g}' for q in self.settings())}"
+        else:
+            models = "models " + ", ".join(self._art(s).model_id for s in self.settings())
+        return {"library": f"licodec {__version__}", "settings": models}
 
 
 CODECS = {c.name: c for c in (JPEG, JPEG2000, WebP, AVIF, JPEGXL, Licodec)}

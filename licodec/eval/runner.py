@@ -79,19 +79,24 @@ def _summarise(spec: str, rows: list[dict], folder: str, n_images: int) -> dict:
     return {"name": codec.label, "description": f"{desc['library']}; {desc['settings']}",
             "codec": spec, "library": desc["library"], "codec_settings": desc["settings"],
             "licodec_version": __version__, "mode": "coded",
-            "dataset": {"folder": str(folder), "images": n_images},
+            "dataset": {"folder": str(folder), "path": str(Path(folder).resolve()), "images": n_images},
             "machine": f"{platform.machine()}, {os.cpu_count()} cpus, python {platform.python_version()}",
             "settings": [s if not isinstance(s, float) else round(s, 4) for s in used], "results": res}
 
 
 def evaluate(folder: str | Path, specs: list[str], out: str | Path, jobs: int = 1,
              progress: bool = True, references: list[str] = (), anchor: str | None = None,
-             limit: int | None = None) -> dict[str, dict]:
+             limit: int | None = None, force: bool = False) -> dict[str, dict]:
+    """Sweeps every codec of ``specs`` over the folder's images; each curve is written to
+    OUT/<key>.json and OUT/<key>-per-image.csv (key: the codec's name, or licodec-<weights>
+    for given weights), which an earlier run's files never silently replace (``force``)."""
     images = list_images(folder)[:limit] if limit else list_images(folder)
     if not images:
         raise FileNotFoundError(f"no images in {folder}")
     out = Path(out)
-    names = [spec.partition(":")[0] for spec in specs]
+    names = [_codec(spec).key for spec in specs]
+    if len(set(names)) != len(names):
+        raise LicodecError(f"two codecs would write the same curve files ({', '.join(names)})")
     # curves this run does not compute: an earlier run's in ``out``, published references
     earlier = {k: v for k, v in earlier_curves(out, folder, len(images)).items() if k not in names}
     refs = {}
@@ -103,6 +108,11 @@ def evaluate(folder: str | Path, specs: list[str], out: str | Path, jobs: int = 
     unknown = [a for a in anchors if a not in known]
     if unknown:  # refuse now, not after the sweep
         raise LicodecError(f"--anchor {','.join(unknown)} is not among the curves ({', '.join(sorted(known))})")
+    existing = [f"{out / n}.json" for n in names if (out / f"{n}.json").exists()]
+    existing += [f"{out / n}-per-image.csv" for n in names if (out / f"{n}-per-image.csv").exists()]
+    if existing and not force:
+        raise FileExistsError(f"{existing[0]} exists (an earlier run's curve); use --force to replace it, "
+                              "or --out another folder")
     out.mkdir(parents=True, exist_ok=True)
     tasks = [(spec, s, str(p)) for spec in specs for s in _codec(spec).settings() for p in images]
     bar = None
@@ -125,9 +135,8 @@ def evaluate(folder: str | Path, specs: list[str], out: str | Path, jobs: int = 
     if bar:
         bar.close()
     results = {}
-    for spec in specs:
+    for spec, name in zip(specs, names):
         sel = [r for r in rows if r["codec"] == spec]
-        name = spec.partition(":")[0]
         summary = _summarise(spec, sel, str(folder), len(images))
         results[name] = summary
         (out / f"{name}.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -147,16 +156,21 @@ def evaluate(folder: str | Path, specs: list[str], out: str | Path, jobs: int = 
 
 
 def earlier_curves(out: Path, folder, n_images: int) -> dict[str, dict]:
-    """Curves an earlier ``licodec eval`` left in ``out`` for the same folder and images,
-    so a codec can be added to a results folder without running the others again."""
+    """Curves an earlier ``licodec eval`` left in ``out`` for the same folder (however it
+    was spelled: paths are compared resolved) and number of images, so a codec can be
+    added to a results folder without running the others again."""
     found = {}
+    here = Path(folder).resolve()
     for path in sorted(out.glob("*.json")):
         try:
             data = json.loads(path.read_text())
         except (OSError, ValueError):
             continue
-        if (isinstance(data, dict) and data.get("mode") == "coded" and "results" in data
-                and data.get("dataset") == {"folder": str(folder), "images": n_images}):
+        if not (isinstance(data, dict) and data.get("mode") == "coded" and "results" in data):
+            continue
+        dataset = data.get("dataset") or {}
+        where = dataset.get("path") or str(Path(str(dataset.get("folder", ""))).resolve())
+        if Path(where) == here and dataset.get("images") == n_images:
             found[path.stem] = data
     return found
 
@@ -179,10 +193,24 @@ def bd_table(curves: dict[str, dict], anchor: str) -> str:
     for key, data in curves.items():
         vals = []
         for metric in ("psnr", "ms-ssim"):
-            v = bd_rate(*_curve(curves[anchor], metric), *_curve(data, metric))
-            vals.append("n/a" if math.isnan(v) else f"{v:+.1f}%")
+            a, t = _curve(curves[anchor], metric), _curve(data, metric)
+            v = bd_rate(*a, *t)
+            if math.isnan(v):
+                why = na_reason(a, t, metric)
+                vals.append(f"n/a ({why})")
+            else:
+                vals.append(f"{v:+.1f}%")
         lines.append(f"| {data['name']} | {vals[0]} | {vals[1]} |")
     return "\n".join(lines) + "\n"
+
+
+def na_reason(anchor: tuple, test: tuple, metric: str) -> str:
+    """Why a BD-rate cannot be computed: too few points, or no common quality range."""
+    label = "PSNR" if metric == "psnr" else "MS-SSIM"
+    for (bpp, q), who in ((anchor, "anchor"), (test, "codec")):
+        if np.isfinite(q).sum() < 2:
+            return f"fewer than 2 points on the {who}'s curve"
+    return f"the curves share no {label} range"
 
 
 def plot_curves(curves: dict[str, dict], out: Path) -> None:
