@@ -146,7 +146,7 @@ def test_classical_codecs_round_trip_and_rise_in_rate(name):
     assert codec.describe()["library"]
 
 
-def test_eval_adds_a_codec_to_an_earlier_results_folder(tmp_path, tiny_model_path, capsys):
+def test_eval_adds_a_codec_to_an_earlier_results_folder(tmp_path, tiny_model_path, capsys, monkeypatch):
     folder = tmp_path / "imgs"
     folder.mkdir()
     Image.fromarray(smooth_image(48, 64, seed=3)).save(folder / "a.png")
@@ -160,8 +160,7 @@ def test_eval_adds_a_codec_to_an_earlier_results_folder(tmp_path, tiny_model_pat
     (out / "stale.json").write_text(json.dumps(other))
     capsys.readouterr()
     # the same folder spelled another way is still the same folder
-    import os
-    os.chdir(tmp_path)
+    monkeypatch.chdir(tmp_path)
     assert main(["eval", "./imgs/../imgs", "--codecs", f"licodec:{tiny_model_path}", "--out", str(out),
                  "--no-progress", "--anchor", "jpeg,licodec-tiny"]) == 0
     assert "earlier results" in capsys.readouterr().err
