@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from . import bitstream, coding
+from .effort import frozen, progress_bar, refine_factorized, refine_hyperprior, steps_for, total_steps
 from .errors import BitstreamError, LicodecError, ModelError
 from .imageio import icc_profile, load_image_icc, to_array
 from .ops import pad_amounts, tiled_apply
@@ -96,20 +97,54 @@ def _with_icc(sections: dict[str, bytes], icc: bytes | None) -> dict[str, bytes]
     return {**sections, "icc": bytes(icc)} if icc else sections
 
 
-def encode_array(arr: np.ndarray, art: Artifact, quality: float | None = None, icc: bytes | None = None) -> bytes:
+def encode_array(arr: np.ndarray, art: Artifact, quality: float | None = None, icc: bytes | None = None,
+                 effort: int = 0, progress: bool = False) -> bytes:
     """uint8 (H, W) or (H, W, 3) array -> .lic bytes. ``quality``: a hyperprior model's
     quality (any number in its range); a factorized model has one rate. ``icc``: an ICC
-    profile to carry along."""
+    profile to carry along. ``effort`` 1..4 optimises the latents for this image
+    (licodec/effort.py), keeping the plain encoding where that costs less."""
+    steps_for(effort)
     if art.hyperprior:
-        return HyperpriorEncoder(arr, art).encode(quality, icc)
+        return HyperpriorEncoder(arr, art).encode(quality, icc, effort=effort, progress=progress)
     header = _header(arr, art, quality_code(art, quality))
     x = _padded_tensor(arr, art)
     m, h, w = latent_shape(art, arr.shape[0], arr.shape[1])
     symbols = torch.empty((1, m, h, w), dtype=torch.int32)
     with torch.inference_mode():
         tiled_apply(art.model.analyse, x, symbols, art.model.downsampling_factor, 1, TILE, MARGIN)
-    return bitstream.write(header, _with_icc({"y": coding.encode(symbols[0].reshape(m, -1).numpy(),
-                                                                 art.tables["y"])}, icc))
+
+    def write(sym):
+        return bitstream.write(header, _with_icc({"y": coding.encode(sym[0].reshape(m, -1).numpy(),
+                                                                     art.tables["y"])}, icc))
+    data = write(symbols)
+    if not effort:
+        return data
+    lmbda = art.info.get("lmbda")
+    if not isinstance(lmbda, (int, float)) or lmbda <= 0:
+        raise ModelError(f"model {art.model_id} does not record the lambda it was trained for; "
+                         "encoder effort needs it")
+    steps = steps_for(effort)
+    bar = progress_bar(total_steps(arr.shape[0], arr.shape[1], steps, False), progress)
+    with frozen(art.model):
+        refined = refine_factorized(art.model, x, arr.shape[0], arr.shape[1], float(lmbda), steps,
+                                    tick=(lambda: bar.update(1)) if bar is not None else None)
+    if bar is not None:
+        bar.close()
+    return cheaper(arr, art, [data, write(refined)], float(lmbda))
+
+
+def rd_cost(arr: np.ndarray, art: Artifact, data: bytes, lmbda: float) -> float:
+    """The real rate-distortion cost of a file: bits per pixel from its bytes plus
+    lambda * 255^2 * MSE of its decoded image, the loss the models are trained on."""
+    rec = decode_array(data, art).astype(np.float64)
+    mse = float(np.mean((rec - arr) ** 2)) / 255.0**2
+    return 8.0 * len(data) / (arr.shape[0] * arr.shape[1]) + lmbda * 255.0**2 * mse
+
+
+def cheaper(arr: np.ndarray, art: Artifact, candidates: list[bytes], lmbda: float) -> bytes:
+    """The candidate of lowest real rate-distortion cost (the first on a tie)."""
+    costs = [rd_cost(arr, art, data, lmbda) for data in candidates]
+    return candidates[int(np.argmin(costs))]
 
 
 class HyperpriorEncoder:
@@ -121,22 +156,43 @@ class HyperpriorEncoder:
         _header(arr, art, 0)
         model = art.model
         self.h, self.w = latent_shape(art, arr.shape[0], arr.shape[1])[1:]
+        self.x = _padded_tensor(arr, art)
         self.y = torch.empty((1, model.config.M, self.h, self.w), dtype=torch.float32)
         with torch.inference_mode():
-            tiled_apply(lambda t: model.g_a(t).float(), _padded_tensor(arr, art), self.y,
+            tiled_apply(lambda t: model.g_a(t).float(), self.x, self.y,
                         model.downsampling_factor, 1, TILE, MARGIN)
 
-    def encode(self, quality: float | None = None, icc: bytes | None = None) -> bytes:
+    def encode(self, quality: float | None = None, icc: bytes | None = None, effort: int = 0,
+               progress: bool = False) -> bytes:
         art, model = self.art, self.art.model
         code = quality_code(art, quality)
+        q = code / QUALITY_SCALE
         h, w, k = self.h, self.w, model.hyper_factor
         with torch.inference_mode():
-            y = self.y * model.gains(torch.tensor([code / QUALITY_SCALE]))
+            y = self.y * model.gains(torch.tensor([q]))
             nz, hz, wz = hyper_shape(art, h, w)
             y_pad = F.pad(y, (0, wz * k - w, 0, hz * k - h), mode="replicate")
             z = torch.empty((1, nz, hz, wz), dtype=torch.int32)
             tiled_apply(model.hyper_analyse, y_pad, z, k, 1, HYPER_TILE, HYPER_MARGIN)
-        index, mu = hyper_predict(art, z, h, w)
+        data = self._write(y, z, code, icc)
+        steps = steps_for(effort)
+        if not steps:
+            return data
+        bar = progress_bar(steps, progress)
+        with frozen(model):
+            y2, z2 = refine_hyperprior(model, self.x, self.arr.shape[0], self.arr.shape[1], q, steps,
+                                       tick=(lambda: bar.update(1)) if bar is not None else None)
+        if bar is not None:
+            bar.close()
+        z2 = (z2 - model.entropy_bottleneck.medians.view(1, -1, 1, 1)).to(torch.int32)
+        return cheaper(self.arr, art, [data, self._write(y2, z2, code, icc)], float(model.lmbda(q)))
+
+    def _write(self, y: torch.Tensor, z: torch.Tensor, code: int, icc: bytes | None) -> bytes:
+        """The file of gained latents y' and z symbols: y' is coded about the means the
+        exact hyper-synthesis gives for z."""
+        art = self.art
+        nz = z.shape[1]
+        index, mu = hyper_predict(art, z, self.h, self.w)
         symbols = torch.round(y - mu).to(torch.int32)
         sections = {"z": coding.encode(z[0].reshape(nz, -1).numpy(), art.tables["z"]),
                     "y": coding.encode_indexed(symbols.reshape(-1).numpy(), index.reshape(-1), art.tables["y"])}
@@ -329,7 +385,7 @@ def encode_to_target(arr: np.ndarray, model=None, *, target_bpp: float | None = 
 
 def compress(image, model: str | Path | Artifact | None = None, quality: float | None = None,
              convert: bool = False, *, target_bpp: float | None = None, size: int | None = None,
-             target_psnr: float | None = None) -> bytes:
+             target_psnr: float | None = None, effort: int = 0, progress: bool = False) -> bytes:
     """Compresses a PIL image or uint8 numpy array into .lic bytes.
 
     ``model``: a shipped model name, a path to exported weights, or None for the
@@ -338,6 +394,8 @@ def compress(image, model: str | Path | Artifact | None = None, quality: float |
     ``target_bpp``, ``size`` (bytes) or ``target_psnr`` (dB) search the quality for
     this image instead (see encode_to_target). ``convert=True`` accepts images that
     lose something in coding (alpha is dropped, 16-bit samples become 8-bit).
+    ``effort`` 1..4 spends more encoding time on smaller files of the same quality (the
+    decoder and the format are the same; ``progress`` shows a bar).
     """
     if isinstance(image, (str, os.PathLike)):
         arr, icc = load_image_icc(image, convert=convert)
@@ -346,10 +404,12 @@ def compress(image, model: str | Path | Artifact | None = None, quality: float |
     if any(v is not None for v in (target_bpp, size, target_psnr)):
         if quality is not None:
             raise LicodecError("give either a quality or a target, not both")
+        if effort:
+            raise LicodecError("encoder effort applies to a quality, not to a size or PSNR target")
         return encode_to_target(arr, model, target_bpp=target_bpp, size=size, target_psnr=target_psnr,
                                 icc=icc)[0]
     art, quality = select_model(model, quality)
-    return encode_array(arr, art, quality, icc)
+    return encode_array(arr, art, quality, icc, effort=effort, progress=progress)
 
 
 def decompress(data, model: str | Path | Artifact | None = None) -> Image.Image:

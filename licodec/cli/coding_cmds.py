@@ -119,6 +119,9 @@ def add_encode(p):
                         help="the best quality whose file has at most BYTES bytes (searched)")
     target.add_argument("--target-psnr", type=_positive(float), metavar="DB",
                         help="the smallest file whose PSNR reaches DB decibels (searched)")
+    p.add_argument("--effort", "-e", type=int, default=0, choices=range(0, 5), metavar="0..4",
+                   help="encoder effort: 1..4 optimise the latents for this image (20, 50, 100, 200 "
+                        "steps), for smaller files of the same quality; any decoder reads them")
     p.add_argument("--convert", action="store_true",
                    help="accept images that lose something: drop alpha, reduce 16-bit to 8-bit, CMYK to RGB")
     p.add_argument("--force", "-f", action="store_true", help="overwrite an existing output file")
@@ -134,12 +137,14 @@ def run_encode(args) -> int:
     _check_output(args.input, out, args.force)
     arr, icc = load_image_icc(args.input, convert=args.convert)
     if any(v is not None for v in (args.target_bpp, args.size, args.target_psnr)):
+        if args.effort:
+            raise LicodecError("--effort applies to a --quality, not to a size or PSNR target")
         data, chosen = encode_to_target(arr, args.model, target_bpp=args.target_bpp, size=args.size,
                                         target_psnr=args.target_psnr, icc=icc)
         model_id = read_header(data).model_name
     else:
         art, quality = select_model(args.model, args.quality)
-        data = encode_array(arr, art, quality, icc)
+        data = encode_array(arr, art, quality, icc, effort=args.effort, progress=args.effort > 0)
         model_id, chosen = art.model_id, ""
         header = read_header(data)
         if art.hyperprior:
