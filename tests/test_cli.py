@@ -258,3 +258,31 @@ def test_every_option_has_a_help_text_and_no_empty_default():
             assert action.help, f"licodec {name} {action.option_strings or action.dest}: no help text"
         text = command.format_help()
         assert "(default: None)" not in text and "(default: False)" not in text, name
+
+
+def test_batches_of_files_and_folders_with_workers(tmp_path, tiny_model_path, capsys):
+    src = tmp_path / "photos"
+    (src / "sub").mkdir(parents=True)
+    for i, name in enumerate(["a.png", "b.jpg", "sub/c.webp"]):
+        Image.fromarray(smooth_image(24 + i, 30, seed=i)).save(src / name)
+    (src / "broken.png").write_bytes(b"\x89PNG not really")
+    single = tmp_path / "single.png"
+    Image.fromarray(smooth_image(20, 20, seed=9)).save(single)
+    out = tmp_path / "out"
+    code = main(["encode", str(src), str(single), "-o", str(out), "--model", str(tiny_model_path), "--jobs", "2"])
+    captured = capsys.readouterr()
+    assert code == EXIT_BAD_INPUT  # one file failed, the others were written
+    assert "broken.png" in captured.err and captured.err.count("\n") == 1
+    assert "4 of 5 files encoded" in captured.out and "1 failed" in captured.out
+    written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.lic"))
+    assert written == ["photos/a.lic", "photos/b.lic", "photos/sub/c.lic", "single.lic"]
+    dec = tmp_path / "dec"
+    assert main(["decode", str(out), "-o", str(dec), "--model", str(tiny_model_path)]) == 0
+    assert "4 of 4 files decoded" in capsys.readouterr().out
+    assert Image.open(dec / "out" / "photos" / "sub" / "c.png").size == (30, 26)
+    # three paths without -o are refused; a folder as OUTPUT receives the default name
+    assert main(["encode", str(single), str(single), str(single)]) == EXIT_BAD_INPUT
+    assert "-o OUTDIR" in capsys.readouterr().err
+    folder = tmp_path / "into"
+    folder.mkdir()
+    assert encode(single, folder, tiny_model_path) == 0 and (folder / "single.lic").exists()

@@ -104,10 +104,18 @@ def _positive(kind):
     return parse
 
 
+def _add_batch(p, what: str):
+    p.add_argument("--out-dir", "-o", type=Path, metavar="OUTDIR",
+                   help=f"{what} every INPUT (files or folders, searched recursively) into OUTDIR, "
+                        "keeping folder structure; one failed file does not stop the others")
+    p.add_argument("--jobs", "-j", type=int, default=1, help="worker processes for several inputs")
+
+
 def add_encode(p):
-    p.add_argument("input", type=Path, help="image file (PNG, JPEG, ...); - reads standard input")
-    p.add_argument("output", type=Path, nargs="?",
-                   help="output .lic file (default: INPUT with suffix .lic); - writes standard output")
+    p.add_argument("paths", type=Path, nargs="+", metavar="INPUT [OUTPUT]",
+                   help="image file (PNG, JPEG, ...) and the .lic file to write (default: INPUT with "
+                        "suffix .lic; a folder: inside it); - is standard input or output. With "
+                        "-o OUTDIR: any number of images and folders")
     p.add_argument("--model", help="shipped model name or path to exported weights (.safetensors)")
     target = p.add_mutually_exclusive_group()
     target.add_argument("--quality", "-q", type=_positive(float), metavar="Q",
@@ -125,17 +133,39 @@ def add_encode(p):
     p.add_argument("--convert", action="store_true",
                    help="accept images that lose something: drop alpha, reduce 16-bit to 8-bit, CMYK to RGB")
     p.add_argument("--force", "-f", action="store_true", help="overwrite an existing output file")
+    _add_batch(p, "encode")
+
+
+def _single(args, default_output) -> tuple[Path, Path]:
+    """(input, output) of a one-file command: INPUT [OUTPUT]; an OUTPUT that is a folder
+    receives the default name."""
+    if len(args.paths) > 2:
+        raise LicodecError(f"{len(args.paths)} paths given: name an output folder with -o OUTDIR to "
+                           "process several inputs")
+    src = args.paths[0]
+    out = args.paths[1] if len(args.paths) == 2 else default_output(src)
+    if str(out) != STDIO and out.is_dir():
+        out = out / default_output(Path(src.name)).name
+    return src, out
 
 
 def run_encode(args) -> int:
+    if args.out_dir is not None:
+        return run_batch("encode", args)
+    src, out = _single(args, default_encode_output)
+    _report(out, encode_file(src, out, args))
+    return 0
+
+
+def encode_file(src: Path, out: Path, args) -> str:
+    """Encodes one file; returns the report line."""
     from ..codec import encode_array, encode_to_target, read_header
     from ..zoo.registry import select_model
-    out = args.output or default_encode_output(args.input)
     if str(out) != STDIO and _image_format(out) is not None:
         raise LicodecError(f"{out}: refusing to write licodec data under an image file name "
                            f"({out.suffix}); name the output .lic")
-    _check_output(args.input, out, args.force)
-    arr, icc = load_image_icc(args.input, convert=args.convert)
+    _check_output(src, out, args.force)
+    arr, icc = load_image_icc(src, convert=args.convert)
     if any(v is not None for v in (args.target_bpp, args.size, args.target_psnr)):
         if args.effort:
             raise LicodecError("--effort applies to a --quality, not to a size or PSNR target")
@@ -144,36 +174,46 @@ def run_encode(args) -> int:
         model_id = read_header(data).model_name
     else:
         art, quality = select_model(args.model, args.quality)
-        data = encode_array(arr, art, quality, icc, effort=args.effort, progress=args.effort > 0)
+        data = encode_array(arr, art, quality, icc, effort=args.effort,
+                            progress=args.effort > 0 and args.out_dir is None)
         model_id, chosen = art.model_id, ""
         header = read_header(data)
         if art.hyperprior:
             chosen = f"quality {header.quality / 1000:g}"
     write_output(out, data, force=args.force)
     h, w = arr.shape[:2]
-    _report(out, f"{len(data)} bytes, {w}x{h}, {8 * len(data) / (w * h):.4f} bpp, model {model_id}"
+    return (f"{len(data)} bytes, {w}x{h}, {8 * len(data) / (w * h):.4f} bpp, model {model_id}"
             + (f", {chosen}" if chosen and not chosen.startswith("model") else ""))
-    return 0
 
 
 def add_decode(p):
-    p.add_argument("input", type=Path, help=".lic file; - reads standard input")
-    p.add_argument("output", type=Path, nargs="?",
-                   help="output image, format from its suffix (default: INPUT with suffix .png); "
-                        "- writes PNG to standard output")
+    p.add_argument("paths", type=Path, nargs="+", metavar="INPUT [OUTPUT]",
+                   help=".lic file and the image to write, format from its suffix (default: INPUT with "
+                        "suffix .png; a folder: inside it); - is standard input or output (PNG). With "
+                        "-o OUTDIR: any number of .lic files and folders")
     p.add_argument("--model", help="weights the file was encoded with, if not a shipped model")
     p.add_argument("--output-quality", type=int, metavar="Q",
                    help="quality (1..100) for a lossy output format (.jpg, .webp): decoding to one "
                         "re-encodes the image, so it must be asked for")
+    p.add_argument("--format", default="png", help="image format of the outputs with -o OUTDIR (a suffix)")
     p.add_argument("--force", "-f", action="store_true", help="overwrite an existing output file")
+    _add_batch(p, "decode")
 
 
 def run_decode(args) -> int:
+    if args.out_dir is not None:
+        return run_batch("decode", args)
+    src, out = _single(args, default_decode_output)
+    _report(out, decode_file(src, out, args))
+    return 0
+
+
+def decode_file(src: Path, out: Path, args) -> str:
+    """Decodes one file; returns the report line."""
     from PIL import Image
 
     from ..codec import decode_image
-    out = args.output or default_decode_output(args.input)
-    _check_output(args.input, out, args.force)
+    _check_output(src, out, args.force)
     fmt = "PNG" if str(out) == STDIO else _image_format(out)
     if fmt is None:
         raise LicodecError(f"{out}: unknown image format suffix {out.suffix!r} (use .png)")
@@ -189,7 +229,7 @@ def run_decode(args) -> int:
         options["quality"] = args.output_quality
     elif args.output_quality is not None:
         raise LicodecError(f"--output-quality applies to lossy formats (.jpg, .webp), not {fmt}")
-    arr, icc = decode_image(_read_lic(args.input), args.model)
+    arr, icc = decode_image(_read_lic(src), args.model)
     if icc and fmt in ICC_FORMATS:
         options["icc_profile"] = icc
     buf = io.BytesIO()
@@ -198,8 +238,78 @@ def run_decode(args) -> int:
     except (OSError, KeyError, ValueError) as exc:
         raise ImageError(f"{out}: cannot write {fmt} ({exc})") from None
     write_output(out, buf.getvalue(), force=args.force)
-    _report(out, f"{arr.shape[1]}x{arr.shape[0]} {'gray' if arr.ndim == 2 else 'RGB'}")
-    return 0
+    return f"{arr.shape[1]}x{arr.shape[0]} {'gray' if arr.ndim == 2 else 'RGB'}"
+
+
+def batch_items(kind: str, args) -> list[tuple[Path, Path]]:
+    """(input, output) pairs of a batch: files as given, folders searched recursively,
+    outputs under OUTDIR with the folder structure kept."""
+    from ..imageio import list_images
+    suffix = ".lic" if kind == "encode" else "." + args.format.lower().lstrip(".")
+    items = []
+    for path in args.paths:
+        if str(path) == STDIO:
+            raise LicodecError("- (standard input) cannot be part of a batch")
+        if path.is_dir():
+            found = list_images(path) if kind == "encode" else sorted(path.rglob("*.lic"))
+            items += [(f, args.out_dir / path.name / f.relative_to(path).with_suffix(suffix)) for f in found]
+        else:
+            items.append((path, args.out_dir / path.with_suffix(suffix).name))
+    outputs = [out for _, out in items]
+    clash = next((o for o in outputs if outputs.count(o) > 1), None)
+    if clash is not None:
+        raise LicodecError(f"two inputs would both be written to {clash}")
+    if not items:
+        raise LicodecError("no input files found")
+    return items
+
+
+def _batch_one(kind: str, src: Path, out: Path, args) -> tuple[bool, str]:
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        report = (encode_file if kind == "encode" else decode_file)(src, out, args)
+        return True, f"{out}: {report}"
+    except (LicodecError, OSError) as exc:
+        return False, f"{src}: {exc}"
+    except Exception as exc:  # noqa: BLE001 - one broken file must not stop the batch
+        return False, f"{src}: internal error: {type(exc).__name__}: {exc}"
+
+
+def _worker_init():
+    import torch
+    torch.set_num_threads(1)
+
+
+def run_batch(kind: str, args) -> int:
+    """Processes every input, in ``--jobs`` worker processes, with a progress bar; prints
+    one line per failure and a summary; exit status 3 if any file failed."""
+    from tqdm import tqdm
+    if args.jobs < 1:
+        raise LicodecError("--jobs must be at least 1")
+    items = batch_items(kind, args)
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    args = argparse.Namespace(**{k: v for k, v in vars(args).items() if k != "run"})
+    results = []
+    bar = tqdm(total=len(items), unit="file", desc=kind, file=sys.stderr, dynamic_ncols=True,
+               disable=not sys.stderr.isatty())
+    if args.jobs > 1 and len(items) > 1:
+        from concurrent.futures import ProcessPoolExecutor
+        with ProcessPoolExecutor(min(args.jobs, len(items)), initializer=_worker_init) as pool:
+            futures = [pool.submit(_batch_one, kind, src, out, args) for src, out in items]
+            for future in futures:
+                results.append(future.result())
+                bar.update(1)
+    else:
+        for src, out in items:
+            results.append(_batch_one(kind, src, out, args))
+            bar.update(1)
+    bar.close()
+    failed = [msg for ok, msg in results if not ok]
+    for msg in failed:
+        print(f"licodec: {msg}", file=sys.stderr)
+    done = len(results) - len(failed)
+    print(f"{done} of {len(results)} files {kind}d into {args.out_dir}" + (f", {len(failed)} failed" if failed else ""))
+    return 3 if failed else 0
 
 
 def add_info(p):
