@@ -286,3 +286,15 @@ def test_batches_of_files_and_folders_with_workers(tmp_path, tiny_model_path, ca
     folder = tmp_path / "into"
     folder.mkdir()
     assert encode(single, folder, tiny_model_path) == 0 and (folder / "single.lic").exists()
+
+
+def test_a_command_that_needs_a_missing_extra_names_it(monkeypatch, capsys):
+    import sys
+    monkeypatch.setitem(sys.modules, "matplotlib.cbook", None)  # as on a base install
+    assert main(["demo"]) == EXIT_BAD_INPUT
+    assert "pip install 'licodec[demo]'" in capsys.readouterr().err
+    monkeypatch.setitem(sys.modules, "pytorch_msssim", None)
+    from licodec.errors import LicodecError
+    from licodec.eval.metrics import ms_ssim
+    with pytest.raises(LicodecError, match=r"licodec\[eval\]"):
+        ms_ssim(smooth_image(8, 8), smooth_image(8, 8))

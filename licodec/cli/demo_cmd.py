@@ -12,8 +12,9 @@ from ..imageio import atomic_write, load_image
 
 
 def sample_photo_path() -> Path:
-    """matplotlib's sample photo of Grace Hopper (512x600 JPEG), installed with licodec."""
-    from matplotlib import cbook
+    """matplotlib's sample photo of Grace Hopper (512x600 JPEG; the demo extra installs it)."""
+    from ..extras import require
+    cbook = require("matplotlib.cbook", "demo", "the sample photo")
     return Path(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
 
 

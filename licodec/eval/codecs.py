@@ -47,12 +47,8 @@ class Codec(ABC):
 
 
 def _imagecodecs():
-    try:
-        import imagecodecs
-    except ImportError:
-        from ..errors import LicodecError
-        raise LicodecError("AVIF and JPEG XL need imagecodecs: pip install 'licodec[eval]'") from None
-    return imagecodecs
+    from ..extras import require
+    return require("imagecodecs", "eval", "AVIF and JPEG XL")
 
 
 def _pil_save(img: np.ndarray, fmt: str, **kw) -> bytes:

@@ -5,7 +5,8 @@ import math
 
 import numpy as np
 import torch
-from pytorch_msssim import ms_ssim as _ms_ssim
+
+from ..extras import require
 
 # pytorch-msssim's 5-scale MS-SSIM with an 11-tap window needs sides > 160 pixels;
 # smaller images are reflect-padded up to this before measuring.
@@ -34,7 +35,8 @@ def ms_ssim(a: np.ndarray, b: np.ndarray) -> float:
         mode = "reflect" if min(h, w) > max(ph, pw) else "replicate"
         x = torch.nn.functional.pad(x, (0, pw, 0, ph), mode=mode)
         y = torch.nn.functional.pad(y, (0, pw, 0, ph), mode=mode)
-    return float(_ms_ssim(x, y, data_range=255.0, size_average=True))
+    msssim = require("pytorch_msssim", "eval", "MS-SSIM").ms_ssim
+    return float(msssim(x, y, data_range=255.0, size_average=True))
 
 
 def ms_ssim_db(value: float) -> float:

@@ -214,7 +214,8 @@ def na_reason(anchor: tuple, test: tuple, metric: str) -> str:
 
 
 def plot_curves(curves: dict[str, dict], out: Path) -> None:
-    import matplotlib
+    from ..extras import require
+    matplotlib = require("matplotlib", "eval", "plotting the curves")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     for metric, ylabel, fname in (("psnr", "PSNR-RGB (dB)", "rd-psnr.png"),

@@ -30,7 +30,8 @@ def distortion(metric: str, x_hat: Tensor, x: Tensor) -> tuple[Tensor, Tensor]:
     if metric == "mse":
         return 255.0**2 * mse, mse
     if metric == "ms-ssim":
-        from pytorch_msssim import ms_ssim
+        from ..extras import require
+        ms_ssim = require("pytorch_msssim", "train", "--metric ms-ssim").ms_ssim
         return 1.0 - ms_ssim(x_hat.clamp(0, 1), x, data_range=1.0, size_average=False), mse
     raise ValueError(f"unknown metric {metric!r}")
 
