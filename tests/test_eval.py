@@ -197,3 +197,19 @@ def test_eval_sweeps_a_variable_rate_model_over_its_qualities(tmp_path, tiny_hp_
     curve = json.loads((out / "licodec-hp.json").read_text())
     assert curve["settings"] == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0]
     assert len(curve["results"]["bpp"]) == 9 and "qualities 1, 2" in curve["description"]
+
+
+def test_compare_names_each_setting_and_warns_when_a_codec_cannot_get_near(tmp_path, tiny_model_path, capsys):
+    src = tmp_path / "x.png"
+    Image.fromarray(smooth_image(64, 80, seed=4)).save(src)
+    out = tmp_path / "cmp"
+    assert main(["compare", str(src), "--bpp", "0.01", "--codecs", f"jpeg;jpegxl;licodec:{tiny_model_path}",
+                 "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "warning: JPEG cannot get near 0.01 bpp" in err
+    data = json.loads((out / "compare.json").read_text())
+    labels = [r["setting_label"] for r in data["results"]]
+    assert labels[0].startswith("quality ") and labels[1].startswith("distance ")
+    assert labels[2] == f"model tiny-test"
+    assert all(r["off_target"] for r in data["results"][:1])
+    assert (out / "licodec-tiny.png").exists()

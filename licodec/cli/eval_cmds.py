@@ -62,7 +62,9 @@ def run_compare(args) -> int:
     load_rgb(args.image)  # a clear error for an unreadable image, before any work
     if not 0 < args.bpp <= 24:
         raise LicodecError("--bpp must be in (0, 24]")
-    results = compare(args.image, args.bpp, [s.replace("|", ",") for s in _specs(args.codecs)], args.out)
+    import sys
+    results = compare(args.image, args.bpp, [s.replace("|", ",") for s in _specs(args.codecs)], args.out,
+                      warn=lambda m: print(f"licodec: warning: {m}", file=sys.stderr))
     for r in results:
         print(f"{r['codec']:>12}: {r['bpp']:.3f} bpp, PSNR {r['psnr']:.2f} dB, MS-SSIM {r['ms_ssim']:.4f}")
     print(f"mosaic: {args.out / 'mosaic.png'}")

@@ -27,6 +27,13 @@ class Codec(ABC):
         """The name of this curve's files in a results folder."""
         return self.name
 
+    setting_name = "setting"
+
+    def describe_setting(self, setting) -> str:
+        """A setting with its parameter's name and unit, e.g. "distance 6.93"."""
+        value = f"{setting:.3g}" if isinstance(setting, float) else str(setting)
+        return f"{self.setting_name} {value}"
+
     @abstractmethod
     def settings(self) -> list:
         """The sweep, from the lowest rate to the highest."""
@@ -70,6 +77,7 @@ def _pil_version(feature: str) -> str:
 
 class JPEG(Codec):
     name, label = "jpeg", "JPEG"
+    setting_name = "quality"
 
     def settings(self):
         return [3, 5, 10, 15, 20, 30, 40, 50, 60, 70, 80, 90, 95]
@@ -92,6 +100,9 @@ class JPEG(Codec):
 
 class JPEG2000(Codec):
     name, label = "jpeg2000", "JPEG 2000"
+
+    def describe_setting(self, setting) -> str:
+        return f"target {float(setting):.3g} bpp"
 
     def settings(self):
         return list(TARGET_BPPS)
@@ -118,6 +129,7 @@ class JPEG2000(Codec):
 
 class WebP(Codec):
     name, label = "webp", "WebP"
+    setting_name = "quality"
 
     def settings(self):
         return [0, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95, 100]
@@ -137,6 +149,7 @@ class WebP(Codec):
 
 class AVIF(Codec):
     name, label = "avif", "AVIF"
+    setting_name = "quality"
     speed = 4
     pixelformat = "yuv444"
 
@@ -164,6 +177,7 @@ class AVIF(Codec):
 
 class JPEGXL(Codec):
     name, label = "jpegxl", "JPEG XL"
+    setting_name = "distance"
     effort = 7
 
     def settings(self):
@@ -230,6 +244,13 @@ class Licodec(Codec):
             self._arts[setting] = resolve_model(setting if isinstance(setting, str) else None,
                                                 None if isinstance(setting, str) else int(setting))
         return self._arts[setting]
+
+    def describe_setting(self, setting) -> str:
+        if self.variable is not None:
+            return f"quality {float(setting):g}"
+        if isinstance(setting, str):
+            return f"model {self._art(setting).model_id}"
+        return f"quality {setting}"
 
     def encode(self, img, setting):
         from ..codec import encode_array

@@ -12,6 +12,10 @@ from .codecs import make_codec
 from .metrics import ms_ssim, psnr
 
 PANEL_WIDTH = 384  # width of each whole-image panel in the mosaic
+FONT_SIZE = 16  # label text, readable at the mosaic's own size
+LINE = FONT_SIZE + 5
+# A codec whose closest file is further than this from the requested size is reported.
+OFF_TARGET = 0.15
 CROP = 96  # side of the detail crop, shown enlarged
 ZOOM = 4  # enlargement of the detail crop (nearest neighbour: shows the real pixels)
 
@@ -51,13 +55,13 @@ def _panel(img: np.ndarray, box: tuple[int, int], label: list[str]) -> Image.Ima
     size = min(CROP, h, w)
     t, l = box
     crop = Image.fromarray(img[t:t + size, l:l + size]).resize((size * ZOOM, size * ZOOM), Image.NEAREST)
-    font = ImageFont.load_default()
-    text_h = 14 * len(label) + 6
+    font = _font()
+    text_h = LINE * len(label) + 6
     height = text_h + whole.height + 4 + crop.height
     panel = Image.new("RGB", (max(PANEL_WIDTH, crop.width), height), "white")
     draw = ImageDraw.Draw(panel)
     for i, line in enumerate(label):
-        draw.text((4, 3 + 14 * i), line, fill="black", font=font)
+        draw.text((4, 3 + LINE * i), line, fill="black", font=font)
     panel.paste(whole, (0, text_h))
     # mark the crop on the whole image
     draw.rectangle([l * scale, text_h + t * scale, (l + size) * scale, text_h + (t + size) * scale],
@@ -66,24 +70,39 @@ def _panel(img: np.ndarray, box: tuple[int, int], label: list[str]) -> Image.Ima
     return panel
 
 
-def compare(image: str | Path, target_bpp: float, specs: list[str], out: str | Path) -> list[dict]:
+def _font():
+    try:
+        return ImageFont.load_default(size=FONT_SIZE)
+    except TypeError:  # Pillow before 10.1: the small bitmap font only
+        return ImageFont.load_default()
+
+
+def compare(image: str | Path, target_bpp: float, specs: list[str], out: str | Path, warn=None) -> list[dict]:
+    """Every codec at the setting whose file lands closest to ``target_bpp``; writes the
+    decoded images, mosaic.png and compare.json. ``warn`` is called for a codec that
+    cannot get within 15% of the requested size."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     img = load_rgb(image)
     h, w = img.shape[:2]
     box = detail_box(img)
-    panels = [_panel(img, box, ["original", f"{w}x{h}", ""])]
+    panels = [_panel(img, box, ["original", f"{w}x{h}, requested {target_bpp:g} bpp", ""])]
     results = []
     for spec in specs:
         codec = make_codec(spec)
         setting, data = closest_setting(codec, img, target_bpp)
         rec = codec.decode(data)
         r = {"codec": codec.label, "setting": setting if not isinstance(setting, float) else round(setting, 4),
+             "setting_label": codec.describe_setting(setting),
              "bytes": len(data), "bpp": 8.0 * len(data) / (w * h), "psnr": psnr(img, rec),
              "ms_ssim": ms_ssim(img, rec)}
+        r["off_target"] = abs(r["bpp"] / target_bpp - 1) > OFF_TARGET
+        if r["off_target"] and warn is not None:
+            warn(f"{codec.label} cannot get near {target_bpp:g} bpp on this image: its closest setting "
+                 f"({r['setting_label']}) gives {r['bpp']:.3f} bpp")
         results.append(r)
-        Image.fromarray(rec).save(out / f"{codec.name}.png")
-        panels.append(_panel(rec, box, [f"{codec.label} ({codec.name} {r['setting']})",
+        Image.fromarray(rec).save(out / f"{codec.key}.png")
+        panels.append(_panel(rec, box, [f"{codec.label}, {r['setting_label']}",
                                         f"{r['bpp']:.3f} bpp, {r['bytes']} bytes",
                                         f"PSNR {r['psnr']:.2f} dB, MS-SSIM {r['ms_ssim']:.4f}"]))
     cols = min(4, len(panels))

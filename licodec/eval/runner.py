@@ -118,7 +118,7 @@ def evaluate(folder: str | Path, specs: list[str], out: str | Path, jobs: int = 
     bar = None
     if progress:
         from tqdm import tqdm
-        bar = tqdm(total=len(tasks), unit="img", dynamic_ncols=True)
+        bar = tqdm(total=len(tasks), unit="encode", desc="images x settings", dynamic_ncols=True)
     rows = []
     if jobs > 1:
         with ProcessPoolExecutor(jobs, initializer=_worker_init) as pool:
@@ -149,7 +149,7 @@ def evaluate(folder: str | Path, specs: list[str], out: str | Path, jobs: int = 
         print(f"also plotting the earlier results in {out}: {', '.join(earlier)} "
               "(remove their JSON files to leave them out)", file=sys.stderr)
     curves = {**results, **earlier, **refs}
-    plot_curves(curves, out)
+    plot_curves(curves, out, title=f"{Path(folder).name}, {len(images)} images")
     anchors = anchors or ["jpeg" if "jpeg" in curves else next(iter(curves))]
     (out / "bd-rate.md").write_text("\n".join(bd_table(curves, a) for a in anchors))
     return results
@@ -213,7 +213,7 @@ def na_reason(anchor: tuple, test: tuple, metric: str) -> str:
     return f"the curves share no {label} range"
 
 
-def plot_curves(curves: dict[str, dict], out: Path) -> None:
+def plot_curves(curves: dict[str, dict], out: Path, title: str = "") -> None:
     from ..extras import require
     matplotlib = require("matplotlib", "eval", "plotting the curves")
     matplotlib.use("Agg")
@@ -229,7 +229,10 @@ def plot_curves(curves: dict[str, dict], out: Path) -> None:
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
         ax.legend()
-        ax.set_xlim(0, 2.1)
+        if title:
+            ax.set_title(title)
+        rates = np.concatenate([_curve(d, metric)[0] for d in curves.values()])
+        ax.set_xlim(0, 1.05 * float(np.nanmax(rates)) if rates.size else 1.0)
         fig.tight_layout()
         fig.savefig(out / fname)
         plt.close(fig)
