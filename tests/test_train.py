@@ -252,3 +252,22 @@ def test_sigterm_writes_a_checkpoint_and_a_failed_start_leaves_no_folder(tmp_pat
     bad = tmp_path / "never"
     assert main(["train", "--data", str(empty), "--out", str(bad), "--no-progress"]) == 3
     assert not bad.exists()
+
+
+def test_the_density_trains_at_its_own_learning_rate_and_old_checkpoints_resume(tmp_path, image_folder):
+    out = tmp_path / "run"
+    base = ["train", "--data", str(image_folder), "--out", str(out), "--N", "8", "--crop", "32",
+            "--batch", "1", "--no-progress", "--warmup", "1", "--lr", "1e-3"]
+    assert main(base + ["--steps", "2", "--density-lr-scale", "10"]) == 0
+    ckpt = torch.load(out / "checkpoint.pt", weights_only=True)
+    groups = ckpt["opt"]["param_groups"]
+    assert len(groups) == 2 and groups[1]["lr"] == pytest.approx(10 * groups[0]["lr"])
+    # a checkpoint from before the split (one group) resumes, and is split
+    from licodec.models import build_model
+    model = build_model("bls2017", N=8)
+    one = torch.optim.Adam(model.main_parameters(), lr=1e-3)
+    ckpt["opt"] = one.state_dict()
+    torch.save(ckpt, out / "checkpoint.pt")
+    assert main(base + ["--steps", "4", "--resume", "--density-lr-scale", "5"]) == 0
+    groups = torch.load(out / "checkpoint.pt", weights_only=True)["opt"]["param_groups"]
+    assert len(groups) == 2 and groups[1]["lr"] == pytest.approx(5 * groups[0]["lr"])

@@ -34,6 +34,8 @@ def add_arguments(p):
     opt("--batch", "crops per step", type=int)
     opt("--steps", "total steps (a resumed run continues to this)", type=int)
     opt("--lr", "learning rate", type=float)
+    opt("--density-lr-scale", "learning rate of the factorized density (z of a hyperprior) relative to --lr",
+        type=float)
     opt("--aux-lr", "learning rate of the entropy model's tail quantiles", type=float)
     opt("--warmup", "steps of linear learning-rate warm-up", type=int)
     opt("--decay-at", "fraction of the steps after which the learning rate drops 10x", type=float)

@@ -20,6 +20,7 @@ class TrainConfig:
     batch: int = 8
     steps: int = 100_000
     lr: float = 1e-4
+    density_lr_scale: float = 1.0  # learning rate of the factorized density, relative to lr
     aux_lr: float = 1e-3
     warmup: int = 200
     decay_at: float = 0.85  # lr drops 10x after this fraction of the steps
