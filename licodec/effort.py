@@ -25,9 +25,9 @@ from .errors import LicodecError
 
 
 # Optimisation steps per effort level; level 0 is the plain encoder.
-EFFORT_STEPS = {0: 0, 1: 20, 2: 50, 3: 100, 4: 200}
+EFFORT_STEPS = {0: 0, 1: 20, 2: 50, 3: 120, 4: 250}
 MAX_EFFORT = max(EFFORT_STEPS)
-LEARNING_RATE = 5e-3
+LEARNING_RATE = 1e-2
 # Temperature of the relaxed rounding, falling linearly from TAU_START to TAU_END.
 TAU_START, TAU_END = 0.5, 0.05
 # Largest latent grid (positions) optimised in one piece; larger images go tile by tile.
