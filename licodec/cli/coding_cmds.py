@@ -149,12 +149,17 @@ def _single(args, default_output) -> tuple[Path, Path]:
     return src, out
 
 
-def run_encode(args) -> int:
+def _run(kind: str, args, default_output, one) -> int:
+    """One file (INPUT [OUTPUT]) or, with -o OUTDIR, a batch."""
     if args.out_dir is not None:
-        return run_batch("encode", args)
-    src, out = _single(args, default_encode_output)
-    _report(out, encode_file(src, out, args))
+        return run_batch(kind, args)
+    src, out = _single(args, default_output)
+    _report(out, one(src, out, args))
     return 0
+
+
+def run_encode(args) -> int:
+    return _run("encode", args, default_encode_output, encode_file)
 
 
 def encode_file(src: Path, out: Path, args) -> str:
@@ -201,11 +206,7 @@ def add_decode(p):
 
 
 def run_decode(args) -> int:
-    if args.out_dir is not None:
-        return run_batch("decode", args)
-    src, out = _single(args, default_decode_output)
-    _report(out, decode_file(src, out, args))
-    return 0
+    return _run("decode", args, default_decode_output, decode_file)
 
 
 def decode_file(src: Path, out: Path, args) -> str:

@@ -67,7 +67,22 @@ def _deconv(cin: int, cout: int, kernel: int, stride: int) -> nn.ConvTranspose2d
                               output_padding=stride - 1)
 
 
-class CompressionModel(nn.Module):
+class EntropyModelParameters:
+    """The parameter groups of a model with an ``entropy_bottleneck``: its tail
+    quantiles train on their own (aux) loss, everything else on the rate-distortion loss."""
+
+    def aux_parameters(self) -> list[nn.Parameter]:
+        return self.entropy_bottleneck.aux_parameters()
+
+    def main_parameters(self) -> list[nn.Parameter]:
+        aux = {id(p) for p in self.aux_parameters()}
+        return [p for p in self.parameters() if id(p) not in aux]
+
+    def aux_loss(self) -> Tensor:
+        return self.entropy_bottleneck.aux_loss()
+
+
+class CompressionModel(EntropyModelParameters, nn.Module):
     """g_a, g_s and an entropy bottleneck over the latent channels."""
 
     def __init__(self, config: ModelConfig, g_a: nn.Module, g_s: nn.Module, downsampling_factor: int):
@@ -95,16 +110,6 @@ class CompressionModel(nn.Module):
             y_tilde = self.entropy_bottleneck.round_straight_through(y.float())
         x_hat = self.g_s(y_tilde.to(y.dtype))
         return RDOutput(x_hat=x_hat, likelihoods=likelihoods, y=y)
-
-    def aux_parameters(self) -> list[nn.Parameter]:
-        return self.entropy_bottleneck.aux_parameters()
-
-    def main_parameters(self) -> list[nn.Parameter]:
-        aux = {id(p) for p in self.aux_parameters()}
-        return [p for p in self.parameters() if id(p) not in aux]
-
-    def aux_loss(self) -> Tensor:
-        return self.entropy_bottleneck.aux_loss()
 
     @torch.no_grad()
     def analyse(self, x: Tensor) -> Tensor:

@@ -32,7 +32,7 @@ from ..entropy import EntropyBottleneck
 from ..entropy.gaussian import GaussianConditional
 from ..layers.integer import ACT_BITS, IntegerConv, round_st, shift_round
 from ..ops import add_uniform_noise
-from .base import ModelConfig, RDOutput, _conv, bls2017_transforms
+from .base import EntropyModelParameters, ModelConfig, RDOutput, _conv, bls2017_transforms
 
 # z symbols entering h_s are clamped to this magnitude (bounds the exact arithmetic);
 # trained z symbols stay within a few tens.
@@ -46,7 +46,7 @@ INDEX_BITS = 3
 HYPER_MARGIN = 4
 
 
-class MeanScaleHyperprior(nn.Module):
+class MeanScaleHyperprior(EntropyModelParameters, nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.config = config
@@ -148,16 +148,6 @@ class MeanScaleHyperprior(nn.Module):
         """Training / float simulation of h_s on round(z): (continuous index, mu), float32."""
         feat = self.h_s_trunk(z_hat.clamp(-Z_CLAMP, Z_CLAMP))
         return self.h_s_index(feat) * float(1 << INDEX_BITS), self.h_s_mean(feat)
-
-    def aux_parameters(self) -> list[nn.Parameter]:
-        return self.entropy_bottleneck.aux_parameters()
-
-    def main_parameters(self) -> list[nn.Parameter]:
-        aux = {id(p) for p in self.aux_parameters()}
-        return [p for p in self.parameters() if id(p) not in aux]
-
-    def aux_loss(self) -> Tensor:
-        return self.entropy_bottleneck.aux_loss()
 
     # -- coding (the codec calls these; tiling is the codec's) -------------------------
     @torch.no_grad()
