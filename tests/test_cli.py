@@ -298,3 +298,22 @@ def test_a_command_that_needs_a_missing_extra_names_it(monkeypatch, capsys):
     from licodec.eval.metrics import ms_ssim
     with pytest.raises(LicodecError, match=r"licodec\[eval\]"):
         ms_ssim(smooth_image(8, 8), smooth_image(8, 8))
+
+
+def test_an_installed_variable_rate_model_becomes_the_default(tmp_path, tiny_hp_artifact_bytes, monkeypatch,
+                                                             capsys):
+    import licodec.zoo.registry as registry
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    (weights / f"{registry.VARIABLE_RATE_MODEL}.safetensors").write_bytes(tiny_hp_artifact_bytes)
+    monkeypatch.setattr(registry, "WEIGHTS_DIR", weights)
+    png = tmp_path / "a.png"
+    Image.fromarray(smooth_image(40, 48)).save(png)
+    assert main(["encode", str(png), "--quality", "6.5"]) == 0
+    assert "quality 6.5" in capsys.readouterr().out
+    assert main(["decode", str(tmp_path / "a.lic"), str(tmp_path / "b.png")]) == 0  # model found by digest
+    assert main(["models"]) == 0
+    assert capsys.readouterr().out.split("\n")[-2].startswith(registry.VARIABLE_RATE_MODEL)
+    assert main(["demo", str(png)]) == 0
+    out = capsys.readouterr().out
+    assert "hp q1" in out and "hp q9" in out

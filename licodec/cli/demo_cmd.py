@@ -50,24 +50,28 @@ def quick_model(image: np.ndarray, steps: int = 300, log=print):
 def run(args) -> int:
     from ..codec import decode_array, encode_array
     from ..eval.metrics import ms_ssim, psnr
-    from ..zoo.registry import SHIPPED, available_qualities, load_path, shipped_path
+    from ..zoo.registry import SHIPPED, available_qualities, default_model, load_path, shipped_path
     path = args.image or sample_photo_path()
     img = load_image(path)
     h, w = img.shape[:2]
     print(f"image: {path} ({w}x{h})")
     qualities = available_qualities()
-    if qualities:
-        models = [(f"q{q}", load_path(shipped_path(SHIPPED[q]))) for q in qualities]
-    else:
+    models = []
+    variable = default_model()
+    if variable is not None:  # the default: the variable-rate model at each whole quality
+        q_min, q_max = variable.model.quality_range
+        models += [(f"hp q{q}", variable, float(q)) for q in range(int(q_min), int(q_max) + 1)]
+    models += [(f"q{q}", load_path(shipped_path(SHIPPED[q])), None) for q in qualities]
+    if not models:
         print("no shipped weights are installed: training a small model on the fly "
               "for a few steps (this is NOT a trained codec; files are large and blurry)")
-        models = [("on-the-fly", quick_model(img))]
+        models = [("on-the-fly", quick_model(img), None)]
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
     print(f"{'model':>10} {'bytes':>8} {'bpp':>7} {'PSNR':>7} {'MS-SSIM':>8} {'enc s':>6} {'dec s':>6}")
-    for label, art in models:
+    for label, art, quality in models:
         t0 = time.perf_counter()
-        data = encode_array(img, art)
+        data = encode_array(img, art, quality)
         t1 = time.perf_counter()
         rec = decode_array(data, art)
         t2 = time.perf_counter()
