@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from . import bitstream, coding
+from . import effort as effort_module
 from .effort import frozen, progress_bar, refine_factorized, refine_hyperprior, steps_for, total_steps
 from .errors import BitstreamError, LicodecError, ModelError
 from .imageio import icc_profile, load_image_icc, to_array
@@ -177,6 +179,10 @@ class HyperpriorEncoder:
         data = self._write(y, z, code, icc)
         steps = steps_for(effort)
         if not steps:
+            return data
+        if h * w > effort_module.WHOLE_LIMIT:  # whole-image optimisation only, for now
+            warnings.warn(f"encoder effort for hyperprior models covers images up to {effort_module.WHOLE_LIMIT} "
+                          f"latent positions (about 4 MP); this one ({h * w}) is encoded without it", stacklevel=2)
             return data
         bar = progress_bar(steps, progress)
         with frozen(model):

@@ -85,3 +85,12 @@ def test_sga_rounding_tends_to_rounding_as_the_temperature_falls():
     assert torch.allclose(cold, torch.round(v[0]), atol=0.05)
     warm = effort.sga_round(v, 1.0)
     assert ((warm >= torch.floor(v)) & (warm <= torch.ceil(v))).all()
+
+
+def test_a_hyperprior_image_above_the_whole_image_limit_is_coded_plainly_with_a_warning(tiny_hp_artifact,
+                                                                                        monkeypatch):
+    monkeypatch.setattr(effort, "WHOLE_LIMIT", 4)
+    img = smooth_image(48, 64, seed=2)
+    with pytest.warns(UserWarning, match="without it"):
+        data = encode_array(img, tiny_hp_artifact, 3.0, effort=1)
+    assert data == encode_array(img, tiny_hp_artifact, 3.0)
