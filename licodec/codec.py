@@ -111,9 +111,10 @@ def encode_array(arr: np.ndarray, art: Artifact, quality: float | None = None, i
     header = _header(arr, art, quality_code(art, quality))
     x = _padded_tensor(arr, art)
     m, h, w = latent_shape(art, arr.shape[0], arr.shape[1])
-    symbols = torch.empty((1, m, h, w), dtype=torch.int32)
+    y = torch.empty((1, m, h, w), dtype=torch.float32)
     with torch.inference_mode():
-        tiled_apply(art.model.analyse, x, symbols, art.model.downsampling_factor, 1, TILE, MARGIN)
+        tiled_apply(lambda t: art.model.g_a(t).float(), x, y, art.model.downsampling_factor, 1, TILE, MARGIN)
+        symbols = art.model.entropy_bottleneck.quantize(y)
 
     def write(sym):
         return bitstream.write(header, _with_icc({"y": coding.encode(sym[0].reshape(m, -1).numpy(),
@@ -128,7 +129,7 @@ def encode_array(arr: np.ndarray, art: Artifact, quality: float | None = None, i
     steps = steps_for(effort)
     bar = progress_bar(total_steps(arr.shape[0], arr.shape[1], steps, False), progress)
     with frozen(art.model):
-        refined = refine_factorized(art.model, x, arr.shape[0], arr.shape[1], float(lmbda), steps,
+        refined = refine_factorized(art.model, x, y.clone(), arr.shape[0], arr.shape[1], float(lmbda), steps,
                                     tick=(lambda: bar.update(1)) if bar is not None else None)
     if bar is not None:
         bar.close()
@@ -186,8 +187,8 @@ class HyperpriorEncoder:
             return data
         bar = progress_bar(steps, progress)
         with frozen(model):
-            y2, z2 = refine_hyperprior(model, self.x, self.arr.shape[0], self.arr.shape[1], q, steps,
-                                       tick=(lambda: bar.update(1)) if bar is not None else None)
+            y2, z2 = refine_hyperprior(model, self.x, self.y.clone(), self.arr.shape[0], self.arr.shape[1], q,
+                                       steps, tick=(lambda: bar.update(1)) if bar is not None else None)
         if bar is not None:
             bar.close()
         z2 = (z2 - model.entropy_bottleneck.medians.view(1, -1, 1, 1)).to(torch.int32)

@@ -74,13 +74,15 @@ def _window_count(height: int, width: int) -> int:
     return sum(1 for _ in _windows(height, width))
 
 
-def refine_factorized(model, x: Tensor, height: int, width: int, lmbda: float, steps: int, tick=None) -> Tensor:
-    """Optimised int32 symbols (1, M, h, w) of a factorized model for the padded image
-    x (1, 3, H, W) in [0, 1] whose first height x width pixels are the image."""
+def refine_factorized(model, x: Tensor, y: Tensor, height: int, width: int, lmbda: float, steps: int,
+                      tick=None) -> Tensor:
+    """Optimised int32 symbols (1, M, h, w) of a factorized model, from its latents y =
+    g_a(x) (computed by the caller, tile by tile), for the padded image x (1, 3, H, W) in
+    [0, 1] whose first height x width pixels are the image."""
     eb, f = model.entropy_bottleneck, model.downsampling_factor
     with torch.no_grad():
         medians = eb.medians.view(1, -1, 1, 1)
-        v = model.g_a(x) - medians  # latents in symbol units
+        v = y.float() - medians  # latents in symbol units
     h, w = v.shape[-2:]
     c = eb.channels
     for (t0, t1, l0, l1), (u0, u1, m0, m1) in _windows(h, w):
@@ -110,16 +112,17 @@ def refine_factorized(model, x: Tensor, height: int, width: int, lmbda: float, s
     return torch.round(v).to(torch.int32)
 
 
-def refine_hyperprior(model, x: Tensor, height: int, width: int, quality: float, steps: int,
+def refine_hyperprior(model, x: Tensor, y: Tensor, height: int, width: int, quality: float, steps: int,
                       tick=None) -> tuple[Tensor, Tensor]:
     """Optimised gained latents y' (1, M, h, w) and hyper-latents z (1, Nz, hz, wz), both
-    float, of a hyperprior model at ``quality``; the codec rounds and codes them (z to
-    round(z), y' about the means its exact hyper-synthesis gives)."""
-    eb, f, k = model.entropy_bottleneck, model.downsampling_factor, model.hyper_factor
+    float, of a hyperprior model at ``quality``, from its latents y = g_a(x); the codec
+    rounds and codes them (z to round(z), y' about the means its exact hyper-synthesis
+    gives)."""
+    eb, k = model.entropy_bottleneck, model.hyper_factor
     q = torch.tensor([float(quality)])
     lmbda = float(model.lmbda(float(quality)))
     with torch.no_grad():
-        y = model.g_a(x).float() * model.gains(q)
+        y = y.float() * model.gains(q)
         h, w = y.shape[-2:]
         hz, wz = -(-h // k), -(-w // k)
         y_pad = F.pad(y, (0, wz * k - w, 0, hz * k - h), mode="replicate")
