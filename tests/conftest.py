@@ -26,31 +26,28 @@ def smooth_image(h: int, w: int, seed: int = 0, channels: int = 3) -> np.ndarray
     return arr[:, :, 0] if channels == 1 else arr
 
 
-def train_tiny(steps: int = 30, seed: int = 0, N: int = 8):
-    """A bls2017 with N = M = 8 trained briefly on synthetic crops."""
-    torch.manual_seed(seed)
-    model = build_model("bls2017", N=N)
+def _train_briefly(model, steps: int, **step_options):
     opt = torch.optim.Adam(model.main_parameters(), lr=1e-2)
     aux = torch.optim.Adam(model.aux_parameters(), lr=1e-1)
     x = torch.from_numpy(np.stack([smooth_image(64, 64, seed=s) for s in range(4)]))
     x = x.permute(0, 3, 1, 2).float() / 255
     for _ in range(steps):
-        train_step(model, x, 0.01, opt, aux)
+        train_step(model, x, opt=opt, aux_opt=aux, **step_options)
     return model
+
+
+def train_tiny(steps: int = 30, seed: int = 0, N: int = 8):
+    """A bls2017 with N = M = 8 trained briefly on synthetic crops."""
+    torch.manual_seed(seed)
+    return _train_briefly(build_model("bls2017", N=N), steps, lmbda=0.01)
 
 
 def train_tiny_hp(steps: int = 30, seed: int = 0, N: int = 8):
     """A bls2017-hp with N = M = 8 channels, trained briefly with a quality per image."""
     torch.manual_seed(seed)
     model = build_model("bls2017-hp", N=N, hyper_channels=N)
-    opt = torch.optim.Adam(model.main_parameters(), lr=1e-2)
-    aux = torch.optim.Adam(model.aux_parameters(), lr=1e-1)
-    x = torch.from_numpy(np.stack([smooth_image(64, 64, seed=s) for s in range(4)]))
-    x = x.permute(0, 3, 1, 2).float() / 255
     q = torch.linspace(*model.quality_range, 4)
-    for _ in range(steps):
-        train_step(model, x, model.lmbda(q), opt, aux, quantizer="mixed", quality=q)
-    return model
+    return _train_briefly(model, steps, lmbda=model.lmbda(q), quantizer="mixed", quality=q)
 
 
 @pytest.fixture(scope="session")
