@@ -25,14 +25,41 @@ from .errors import LicodecError
 
 
 # Optimisation steps per effort level; level 0 is the plain encoder.
-EFFORT_STEPS = {0: 0, 1: 20, 2: 50, 3: 120, 4: 250}
+EFFORT_STEPS = {0: 0, 1: 40, 2: 100, 3: 250, 4: 500}
 MAX_EFFORT = max(EFFORT_STEPS)
-LEARNING_RATE = 1e-2
+
+
+def learning_rate(steps: int) -> float:
+    """Adam's step size on the latents (symbol units): 1e-2 up to 125 steps, then 1.25 /
+    steps, so that longer runs take smaller steps over about the same distance (250
+    steps on 6 valid images: -11.6% BD-rate at 5e-3, -2.8% at 1e-2)."""
+    return min(1e-2, 1.25 / max(1, steps))
+
 # Temperature of the relaxed rounding, falling linearly from TAU_START to TAU_END.
 TAU_START, TAU_END = 0.5, 0.05
 # Largest latent grid (positions) optimised in one piece; larger images go tile by tile.
 WHOLE_LIMIT = 128 * 128
 TILE, MARGIN = 64, 4
+
+
+def _bf16_ok() -> bool:
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+# The synthesis runs forward and backward in bfloat16 and channels-last layout where the
+# CPU has fast bf16 arithmetic (3x faster on AVX-512 bf16): the gradients only steer the
+# search, and the chosen latents are then coded and measured in full precision.
+BF16 = _bf16_ok()
+
+
+def _synthesis(g_s, latents: Tensor) -> Tensor:
+    if not BF16 or latents.device.type != "cpu":
+        return g_s(latents)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        return g_s(latents.contiguous(memory_format=torch.channels_last)).float()
 
 
 def steps_for(effort: int) -> int:
@@ -43,12 +70,16 @@ def steps_for(effort: int) -> int:
 
 def sga_round(v: Tensor, tau: float) -> Tensor:
     """A soft, random choice between floor(v) and ceil(v), nearer values likelier; it
-    tends to rounding as ``tau`` goes to zero (Yang et al. 2020, eq. 6)."""
+    tends to rounding as ``tau`` goes to zero (Yang et al. 2020, eq. 6).
+
+    The two-way Gumbel-softmax is drawn as one logistic variate (the difference of two
+    Gumbel variates is logistic): weight of ceil = sigmoid((logit + L) / tau), with the
+    logits -atanh(v - floor) and -atanh(ceil - v) scaled by 1 / tau."""
     low = torch.floor(v)
     frac = (v - low).clamp(1e-5, 1 - 1e-5)
-    logits = torch.stack([-torch.atanh(frac), -torch.atanh(1 - frac)], dim=-1) / tau
-    weights = F.gumbel_softmax(logits, tau=tau, hard=False)
-    return low + weights[..., 1]
+    u = torch.rand_like(frac).clamp_(1e-7, 1 - 1e-7)
+    logit = (torch.atanh(frac) - torch.atanh(1 - frac)) / tau + torch.log(u) - torch.log1p(-u)
+    return low + torch.sigmoid(logit / tau)
 
 
 def _temperatures(steps: int):
@@ -90,7 +121,7 @@ def refine_factorized(model, x: Tensor, y: Tensor, height: int, width: int, lmbd
         core = torch.zeros_like(window, dtype=torch.bool)
         core[..., t0 - u0:t1 - u0, l0 - m0:l1 - m0] = True
         free = window.clone().requires_grad_(True)
-        opt = torch.optim.Adam([free], lr=LEARNING_RATE)
+        opt = torch.optim.Adam([free], lr=learning_rate(steps))
         py0, py1 = (t0 - u0) * f, min(height, t1 * f) - u0 * f
         px0, px1 = (l0 - m0) * f, min(width, l1 * f) - m0 * f
         target = x[..., u0 * f:u1 * f, m0 * f:m1 * f][..., py0:py1, px0:px1]
@@ -100,7 +131,7 @@ def refine_factorized(model, x: Tensor, y: Tensor, height: int, width: int, lmbd
             values = relaxed.transpose(0, 1).reshape(c, 1, -1)
             mass = eb._mass(values, stop_gradient=True).reshape(c, *relaxed.shape[2:])
             bits = -torch.log2(mass.clamp_min(eb.likelihood_bound))[core[0]].sum()
-            x_hat = model.g_s(relaxed)[..., py0:py1, px0:px1]
+            x_hat = _synthesis(model.g_s, relaxed)[..., py0:py1, px0:px1]
             loss = bits / target[0, 0].numel() + lmbda * 255.0**2 * torch.mean((x_hat - target) ** 2)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -131,7 +162,7 @@ def refine_hyperprior(model, x: Tensor, y: Tensor, height: int, width: int, qual
     target = x[..., :height, :width]
     y_free = y.clone().requires_grad_(True)
     z_free = z.clone().requires_grad_(True)
-    opt = torch.optim.Adam([y_free, z_free], lr=LEARNING_RATE)
+    opt = torch.optim.Adam([y_free, z_free], lr=learning_rate(steps))
     c = eb.channels
     for tau in _temperatures(steps):
         z_hat = sga_round(z_free, tau)  # h_s reads round(z); the coded symbol is round(z) - median
@@ -141,7 +172,7 @@ def refine_hyperprior(model, x: Tensor, y: Tensor, height: int, width: int, qual
         index, mu = index[..., :h, :w], mu[..., :h, :w]
         residual = sga_round(y_free - mu, tau)
         bits_y = -torch.log2(model.gaussian.likelihood(residual, index)).sum()
-        x_hat = model.g_s((residual + mu) * inverse)[..., :height, :width]
+        x_hat = _synthesis(model.g_s, (residual + mu) * inverse)[..., :height, :width]
         loss = (bits_y + bits_z) / (height * width) + lmbda * 255.0**2 * torch.mean((x_hat - target) ** 2)
         opt.zero_grad(set_to_none=True)
         loss.backward()

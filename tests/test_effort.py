@@ -87,6 +87,20 @@ def test_sga_rounding_tends_to_rounding_as_the_temperature_falls():
     assert ((warm >= torch.floor(v)) & (warm <= torch.ceil(v))).all()
 
 
+def test_sga_rounding_draws_as_a_two_way_gumbel_softmax_does():
+    # sga_round draws one logistic variate instead of two Gumbel ones: same distribution.
+    torch.manual_seed(1)
+    v = torch.tensor([0.2, 0.5, 0.8, 2.35, -0.7]).repeat(200_000, 1)
+    low = torch.floor(v)
+    frac = (v - low).clamp(1e-5, 1 - 1e-5)
+    for tau in (0.5, 0.2):
+        logits = torch.stack([-torch.atanh(frac), -torch.atanh(1 - frac)], dim=-1) / tau
+        reference = low + torch.nn.functional.gumbel_softmax(logits, tau=tau, hard=False)[..., 1]
+        drawn = effort.sga_round(v, tau)
+        assert torch.allclose(drawn.mean(0), reference.mean(0), atol=4e-3)
+        assert torch.allclose(drawn.std(0), reference.std(0), atol=4e-3)
+
+
 def test_a_hyperprior_image_above_the_whole_image_limit_is_coded_plainly_with_a_warning(tiny_hp_artifact,
                                                                                         monkeypatch):
     monkeypatch.setattr(effort, "WHOLE_LIMIT", 4)

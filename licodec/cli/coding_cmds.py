@@ -128,7 +128,7 @@ def add_encode(p):
     target.add_argument("--target-psnr", type=_positive(float), metavar="DB",
                         help="the smallest file whose PSNR reaches DB decibels (searched)")
     p.add_argument("--effort", "-e", type=int, default=0, choices=range(0, 5), metavar="0..4",
-                   help="encoder effort: 1..4 optimise the latents for this image (20, 50, 120, 250 "
+                   help="encoder effort: 1..4 optimise the latents for this image (40, 100, 250, 500 "
                         "steps), for smaller files of the same quality; any decoder reads them")
     p.add_argument("--convert", action="store_true",
                    help="accept images that lose something: drop alpha, reduce 16-bit to 8-bit, CMYK to RGB")
