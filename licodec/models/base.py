@@ -197,3 +197,24 @@ def build_model(architecture: str, N: int | None = None, M: int | None = None, *
     elif options:
         raise ValueError(f"{architecture} takes no options {sorted(options)}")
     return build_from_config(ModelConfig(architecture, N=N or dn, M=M or dm, **options))
+
+
+def transposed_copy(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` whose analysis and synthesis transforms work on transposed
+    images: copy.g_a(x.mT) == model.g_a(x).mT and copy.g_s(y.mT) == model.g_s(y).mT, up to
+    float rounding. Every convolution kernel of g_a and g_s is mirrored about its diagonal
+    (strides and paddings are square); GDN mixes channels only. Convolutions run much
+    faster along long rows than down long columns, so a tall image is best computed on
+    its side."""
+    import copy
+
+    twin = copy.deepcopy(model)
+    for transform in (twin.g_a, twin.g_s):
+        for layer in transform.modules():
+            if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d)):
+                layer.weight.data = layer.weight.data.transpose(-1, -2).contiguous()
+                for name in ("kernel_size", "stride", "padding", "output_padding", "dilation"):
+                    value = getattr(layer, name)
+                    if isinstance(value, tuple):
+                        setattr(layer, name, value[::-1])
+    return twin.eval()
