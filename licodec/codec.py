@@ -151,7 +151,7 @@ def encode_array(arr: np.ndarray, art: Artifact, quality: float | None = None, i
         raise ModelError(f"model {art.model_id} does not record the lambda it was trained for; "
                          "encoder effort needs it")
     steps = steps_for(effort)
-    bar = progress_bar(total_steps(arr.shape[0], arr.shape[1], steps, False), progress)
+    bar = progress_bar(total_steps(h, w, steps), progress)
     with frozen(art.model):
         refined = refine_factorized(art.model, x, y.clone(), arr.shape[0], arr.shape[1], float(lmbda), steps,
                                     tick=(lambda: bar.update(1)) if bar is not None else None)
@@ -198,20 +198,17 @@ class HyperpriorEncoder:
             y = self.y * model.gains(torch.tensor([q]))
             nz, hz, wz = hyper_shape(art, h, w)
             y_pad = F.pad(y, (0, wz * k - w, 0, hz * k - h), mode="replicate")
-            z = torch.empty((1, nz, hz, wz), dtype=torch.int32)
-            tiled_apply(model.hyper_analyse, y_pad, z, k, 1, HYPER_TILE, HYPER_MARGIN)
+            z_float = torch.empty((1, nz, hz, wz), dtype=torch.float32)
+            tiled_apply(lambda t: model.h_a(t).float(), y_pad, z_float, k, 1, HYPER_TILE, HYPER_MARGIN)
+            z = model.entropy_bottleneck.quantize(z_float)
         data = self._write(y, z, code, icc)
         steps = steps_for(effort)
         if not steps:
             return data
-        if h * w > effort_module.WHOLE_LIMIT:  # whole-image optimisation only, for now
-            warnings.warn(f"encoder effort for hyperprior models covers images up to {effort_module.WHOLE_LIMIT} "
-                          f"latent positions (about 4 MP); this one ({h * w}) is encoded without it", stacklevel=2)
-            return data
-        bar = progress_bar(steps, progress)
+        bar = progress_bar(total_steps(h, w, steps, k), progress)
         with frozen(model):
-            y2, z2 = refine_hyperprior(model, self.x, self.y.clone(), self.arr.shape[0], self.arr.shape[1], q,
-                                       steps, tick=(lambda: bar.update(1)) if bar is not None else None)
+            y2, z2 = refine_hyperprior(model, self.x, self.y.clone(), z_float, self.arr.shape[0], self.arr.shape[1],
+                                       q, steps, tick=(lambda: bar.update(1)) if bar is not None else None)
         if bar is not None:
             bar.close()
         z2 = (z2 - model.entropy_bottleneck.medians.view(1, -1, 1, 1)).to(torch.int32)

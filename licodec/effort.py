@@ -40,6 +40,8 @@ TAU_START, TAU_END = 0.5, 0.05
 # Largest latent grid (positions) optimised in one piece; larger images go tile by tile.
 WHOLE_LIMIT = 128 * 128
 TILE, MARGIN = 64, 4
+# Margin of a hyperprior model's windows, in z positions (h_s sees 2 on each side).
+HYPER_MARGIN = 2
 
 
 def _bf16_ok() -> bool:
@@ -87,22 +89,36 @@ def _temperatures(steps: int):
         yield TAU_START + (TAU_END - TAU_START) * i / max(1, steps - 1)
 
 
-def _windows(height: int, width: int):
-    """(core, window) latent boxes covering the grid: one box for a small grid, else
-    tiles with a margin of context (optimised in turn, the others held fixed)."""
-    if height * width <= WHOLE_LIMIT:
+def _windows(height: int, width: int, whole: bool | None = None, tile: int | None = None,
+             margin: int | None = None):
+    """(core, window) boxes covering a grid: one box for a small grid (or ``whole``),
+    else tiles with a margin of context (optimised in turn, the others held fixed)."""
+    tile, margin = tile or TILE, MARGIN if margin is None else margin
+    if height * width <= WHOLE_LIMIT if whole is None else whole:
         yield (0, height, 0, width), (0, height, 0, width)
         return
-    for top in range(0, height, TILE):
-        for left in range(0, width, TILE):
-            core = (top, min(height, top + TILE), left, min(width, left + TILE))
-            window = (max(0, top - MARGIN), min(height, core[1] + MARGIN),
-                      max(0, left - MARGIN), min(width, core[3] + MARGIN))
+    for top in range(0, height, tile):
+        for left in range(0, width, tile):
+            core = (top, min(height, top + tile), left, min(width, left + tile))
+            window = (max(0, top - margin), min(height, core[1] + margin),
+                      max(0, left - margin), min(width, core[3] + margin))
             yield core, window
+
+
+def _hyper_windows(h: int, w: int, k: int):
+    """The windows of a hyperprior model's grids: on the z grid (k latent positions per
+    z position), whole when the latent grid h x w is small."""
+    yield from _windows(-(-h // k), -(-w // k), h * w <= WHOLE_LIMIT, TILE // k, HYPER_MARGIN)
 
 
 def _window_count(height: int, width: int) -> int:
     return sum(1 for _ in _windows(height, width))
+
+
+def _mask(shape, box) -> Tensor:
+    m = torch.zeros(shape, dtype=torch.bool)
+    m[..., box[0]:box[1], box[2]:box[3]] = True
+    return m
 
 
 def refine_factorized(model, x: Tensor, y: Tensor, height: int, width: int, lmbda: float, steps: int,
@@ -143,43 +159,58 @@ def refine_factorized(model, x: Tensor, y: Tensor, height: int, width: int, lmbd
     return torch.round(v).to(torch.int32)
 
 
-def refine_hyperprior(model, x: Tensor, y: Tensor, height: int, width: int, quality: float, steps: int,
-                      tick=None) -> tuple[Tensor, Tensor]:
+def refine_hyperprior(model, x: Tensor, y: Tensor, z: Tensor, height: int, width: int, quality: float,
+                      steps: int, tick=None) -> tuple[Tensor, Tensor]:
     """Optimised gained latents y' (1, M, h, w) and hyper-latents z (1, Nz, hz, wz), both
-    float, of a hyperprior model at ``quality``, from its latents y = g_a(x); the codec
-    rounds and codes them (z to round(z), y' about the means its exact hyper-synthesis
-    gives)."""
-    eb, k = model.entropy_bottleneck, model.hyper_factor
+    float, of a hyperprior model at ``quality``, from its latents y = g_a(x) and the
+    hyper-analysis z = h_a(y') of the gained latents (both computed by the caller, tile by
+    tile); the codec rounds and codes them (z to round(z), y' about the means its exact
+    hyper-synthesis gives). A large image is optimised window by window on the z grid,
+    each with a margin of context held fixed."""
+    eb, k, f = model.entropy_bottleneck, model.hyper_factor, model.downsampling_factor
     q = torch.tensor([float(quality)])
     lmbda = float(model.lmbda(float(quality)))
     with torch.no_grad():
         y = y.float() * model.gains(q)
-        h, w = y.shape[-2:]
-        hz, wz = -(-h // k), -(-w // k)
-        y_pad = F.pad(y, (0, wz * k - w, 0, hz * k - h), mode="replicate")
-        z = model.h_a(y_pad)
+        z = z.float().clone()
         inverse = model.inverse_gains(q)
-    target = x[..., :height, :width]
-    y_free = y.clone().requires_grad_(True)
-    z_free = z.clone().requires_grad_(True)
-    opt = torch.optim.Adam([y_free, z_free], lr=learning_rate(steps))
+    h, w = y.shape[-2:]
     c = eb.channels
-    for tau in _temperatures(steps):
-        z_hat = sga_round(z_free, tau)  # h_s reads round(z); the coded symbol is round(z) - median
-        mass = eb._mass(z_hat.transpose(0, 1).reshape(c, 1, -1), stop_gradient=True)
-        bits_z = -torch.log2(mass.clamp_min(eb.likelihood_bound)).sum()
-        index, mu = model.hyper_synthesis(z_hat)
-        index, mu = index[..., :h, :w], mu[..., :h, :w]
-        residual = sga_round(y_free - mu, tau)
-        bits_y = -torch.log2(model.gaussian.likelihood(residual, index)).sum()
-        x_hat = _synthesis(model.g_s, (residual + mu) * inverse)[..., :height, :width]
-        loss = (bits_y + bits_z) / (height * width) + lmbda * 255.0**2 * torch.mean((x_hat - target) ** 2)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if tick is not None:
-            tick()
-    return y_free.detach(), torch.round(z_free.detach())
+    for (t0, t1, l0, l1), (u0, u1, m0, m1) in _hyper_windows(h, w, k):
+        z_fixed = z[..., u0:u1, m0:m1].clone()
+        z_core = _mask(z_fixed.shape, (t0 - u0, t1 - u0, l0 - m0, l1 - m0))
+        ya, yb, yl, yr = u0 * k, min(h, u1 * k), m0 * k, min(w, m1 * k)  # the window's latents
+        y_fixed = y[..., ya:yb, yl:yr].clone()
+        y_box = (t0 * k - ya, min(h, t1 * k) - ya, l0 * k - yl, min(w, l1 * k) - yl)
+        y_core = _mask(y_fixed.shape, y_box)
+        p_box = (y_box[0] * f, min(height - ya * f, y_box[1] * f), y_box[2] * f, min(width - yl * f, y_box[3] * f))
+        target = x[..., ya * f:yb * f, yl * f:yr * f][..., p_box[0]:p_box[1], p_box[2]:p_box[3]]
+        pixels = target.shape[-2] * target.shape[-1]
+        y_free = y_fixed.clone().requires_grad_(True)
+        z_free = z_fixed.clone().requires_grad_(True)
+        opt = torch.optim.Adam([y_free, z_free], lr=learning_rate(steps))
+        for tau in _temperatures(steps):
+            # h_s reads round(z); the coded symbol is round(z) - median
+            z_now = torch.where(z_core, z_free, z_fixed)
+            z_hat = torch.where(z_core, sga_round(z_now, tau), torch.round(z_now))
+            mass = eb._mass(z_hat.transpose(0, 1).reshape(c, 1, -1), stop_gradient=True)
+            bits_z = -torch.log2(mass.clamp_min(eb.likelihood_bound)).reshape(c, *z_hat.shape[2:])[z_core[0]].sum()
+            index, mu = model.hyper_synthesis(z_hat)
+            index, mu = index[..., :yb - ya, :yr - yl], mu[..., :yb - ya, :yr - yl]
+            r = torch.where(y_core, y_free, y_fixed) - mu
+            residual = torch.where(y_core, sga_round(r, tau), torch.round(r))
+            bits_y = -torch.log2(model.gaussian.likelihood(residual, index))[y_core].sum()
+            x_hat = _synthesis(model.g_s, (residual + mu) * inverse)[..., p_box[0]:p_box[1], p_box[2]:p_box[3]]
+            loss = (bits_y + bits_z) / pixels + lmbda * 255.0**2 * torch.mean((x_hat - target) ** 2)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if tick is not None:
+                tick()
+        with torch.no_grad():
+            y[..., ya:yb, yl:yr] = torch.where(y_core, y_free, y_fixed)
+            z[..., u0:u1, m0:m1] = torch.where(z_core, z_free, z_fixed)
+    return y, torch.round(z)
 
 
 def progress_bar(total: int, enabled: bool):
@@ -190,8 +221,12 @@ def progress_bar(total: int, enabled: bool):
     return tqdm(total=total, unit="step", desc="encoder effort", leave=False, dynamic_ncols=True)
 
 
-def total_steps(height: int, width: int, steps: int, hyperprior: bool) -> int:
-    return steps if hyperprior else steps * _window_count(height, width)
+def total_steps(height: int, width: int, steps: int, hyper_factor: int | None = None) -> int:
+    """Steps over all windows of an h x w latent grid (a hyperprior model's windows lie
+    on its z grid, ``hyper_factor`` latent positions per z position)."""
+    if hyper_factor:
+        return steps * sum(1 for _ in _hyper_windows(height, width, hyper_factor))
+    return steps * _window_count(height, width)
 
 
 @contextmanager

@@ -101,10 +101,21 @@ def test_sga_rounding_draws_as_a_two_way_gumbel_softmax_does():
         assert torch.allclose(drawn.std(0), reference.std(0), atol=4e-3)
 
 
-def test_a_hyperprior_image_above_the_whole_image_limit_is_coded_plainly_with_a_warning(tiny_hp_artifact,
-                                                                                        monkeypatch):
+def test_a_large_hyperprior_image_is_optimised_window_by_window(tiny_hp_artifact, monkeypatch):
     monkeypatch.setattr(effort, "WHOLE_LIMIT", 4)
-    img = smooth_image(48, 64, seed=2)
-    with pytest.warns(UserWarning, match="without it"):
-        data = encode_array(img, tiny_hp_artifact, 3.0, effort=1)
-    assert data == encode_array(img, tiny_hp_artifact, 3.0)
+    monkeypatch.setattr(effort, "TILE", 8)  # windows of 2 x 2 z positions
+    optimisations = []  # one optimiser per window
+    learning_rate = effort.learning_rate
+    monkeypatch.setattr(effort, "learning_rate", lambda steps: optimisations.append(steps) or learning_rate(steps))
+    img = smooth_image(150, 180, seed=2)  # latents 10 x 12, z 3 x 3
+    q = 4.0
+    tried = encode_array(img, tiny_hp_artifact, q, effort=1)
+    assert len(optimisations) == 4 == effort.total_steps(10, 12, 1, 4)
+    covered = np.zeros((3, 3), int)
+    for (t0, t1, l0, l1), _ in effort._hyper_windows(10, 12, 4):
+        covered[t0:t1, l0:l1] += 1
+    assert (covered == 1).all()
+    plain = encode_array(img, tiny_hp_artifact, q)
+    lmbda = float(tiny_hp_artifact.model.lmbda(q))
+    assert rd_cost(img, tiny_hp_artifact, tried, lmbda) <= rd_cost(img, tiny_hp_artifact, plain, lmbda)
+    assert decode_array(tried, tiny_hp_artifact).shape == img.shape

@@ -156,11 +156,6 @@ class MeanScaleHyperprior(EntropyModelParameters, nn.Module):
         return self.g_a(x).float() * self.gains(quality)
 
     @torch.no_grad()
-    def hyper_analyse(self, y: Tensor) -> Tensor:
-        """int32 z symbols of gained latents y' (sides multiples of 4)."""
-        return self.entropy_bottleneck.quantize(self.h_a(y))
-
-    @torch.no_grad()
     def hyper_index(self, z_sym: Tensor) -> tuple[Tensor, Tensor]:
         """Exact integer h_s of the coded z symbols: (table indexes as int32, the
         integer trunk features as float64). Identical on every machine: see
