@@ -18,7 +18,6 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from .errors import LicodecError
@@ -134,8 +133,7 @@ def refine_factorized(model, x: Tensor, y: Tensor, height: int, width: int, lmbd
     c = eb.channels
     for (t0, t1, l0, l1), (u0, u1, m0, m1) in _windows(h, w):
         window = v[..., u0:u1, m0:m1].clone()
-        core = torch.zeros_like(window, dtype=torch.bool)
-        core[..., t0 - u0:t1 - u0, l0 - m0:l1 - m0] = True
+        core = _mask(window.shape, (t0 - u0, t1 - u0, l0 - m0, l1 - m0))
         free = window.clone().requires_grad_(True)
         opt = torch.optim.Adam([free], lr=learning_rate(steps))
         py0, py1 = (t0 - u0) * f, min(height, t1 * f) - u0 * f
