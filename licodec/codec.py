@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 import os
-import warnings
 import weakref
 from pathlib import Path
 
@@ -22,7 +21,6 @@ import torch.nn.functional as F
 from PIL import Image
 
 from . import bitstream, coding
-from . import effort as effort_module
 from .effort import frozen, progress_bar, refine_factorized, refine_hyperprior, steps_for, total_steps
 from .errors import BitstreamError, LicodecError, ModelError
 from .imageio import icc_profile, load_image_icc, to_array
