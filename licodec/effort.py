@@ -120,6 +120,18 @@ def _mask(shape, box) -> Tensor:
     return m
 
 
+def _descend(opt, bits: Tensor, x_hat: Tensor, target: Tensor, lmbda: float, tick) -> None:
+    """One optimiser step on this window's rate-distortion loss: bits per pixel of the
+    target plus lambda times its MSE on the 0..255 scale (the training loss)."""
+    pixels = target.shape[-2] * target.shape[-1]
+    loss = bits / pixels + lmbda * 255.0**2 * torch.mean((x_hat - target) ** 2)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    if tick is not None:
+        tick()
+
+
 def refine_factorized(model, x: Tensor, y: Tensor, height: int, width: int, lmbda: float, steps: int,
                       tick=None) -> Tensor:
     """Optimised int32 symbols (1, M, h, w) of a factorized model, from its latents y =
@@ -146,12 +158,7 @@ def refine_factorized(model, x: Tensor, y: Tensor, height: int, width: int, lmbd
             mass = eb._mass(values, stop_gradient=True).reshape(c, *relaxed.shape[2:])
             bits = -torch.log2(mass.clamp_min(eb.likelihood_bound))[core[0]].sum()
             x_hat = _synthesis(model.g_s, relaxed)[..., py0:py1, px0:px1]
-            loss = bits / target[0, 0].numel() + lmbda * 255.0**2 * torch.mean((x_hat - target) ** 2)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            if tick is not None:
-                tick()
+            _descend(opt, bits, x_hat, target, lmbda, tick)
         with torch.no_grad():
             v[..., u0:u1, m0:m1] = torch.where(core, free, window)
     return torch.round(v).to(torch.int32)
@@ -183,7 +190,6 @@ def refine_hyperprior(model, x: Tensor, y: Tensor, z: Tensor, height: int, width
         y_core = _mask(y_fixed.shape, y_box)
         p_box = (y_box[0] * f, min(height - ya * f, y_box[1] * f), y_box[2] * f, min(width - yl * f, y_box[3] * f))
         target = x[..., ya * f:yb * f, yl * f:yr * f][..., p_box[0]:p_box[1], p_box[2]:p_box[3]]
-        pixels = target.shape[-2] * target.shape[-1]
         y_free = y_fixed.clone().requires_grad_(True)
         z_free = z_fixed.clone().requires_grad_(True)
         opt = torch.optim.Adam([y_free, z_free], lr=learning_rate(steps))
@@ -199,12 +205,7 @@ def refine_hyperprior(model, x: Tensor, y: Tensor, z: Tensor, height: int, width
             residual = torch.where(y_core, sga_round(r, tau), torch.round(r))
             bits_y = -torch.log2(model.gaussian.likelihood(residual, index))[y_core].sum()
             x_hat = _synthesis(model.g_s, (residual + mu) * inverse)[..., p_box[0]:p_box[1], p_box[2]:p_box[3]]
-            loss = (bits_y + bits_z) / pixels + lmbda * 255.0**2 * torch.mean((x_hat - target) ** 2)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            if tick is not None:
-                tick()
+            _descend(opt, bits_y + bits_z, x_hat, target, lmbda, tick)
         with torch.no_grad():
             y[..., ya:yb, yl:yr] = torch.where(y_core, y_free, y_fixed)
             z[..., u0:u1, m0:m1] = torch.where(z_core, z_free, z_fixed)
