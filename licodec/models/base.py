@@ -9,6 +9,7 @@ symbols and back, and give likelihoods for the rate term.
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import asdict, dataclass
 
 import torch
@@ -206,8 +207,6 @@ def transposed_copy(model: nn.Module) -> nn.Module:
     (strides and paddings are square); GDN mixes channels only. Convolutions run much
     faster along long rows than down long columns, so a tall image is best computed on
     its side."""
-    import copy
-
     twin = copy.deepcopy(model)
     for transform in (twin.g_a, twin.g_s):
         for layer in transform.modules():
