@@ -316,4 +316,4 @@ def test_an_installed_variable_rate_model_becomes_the_default(tmp_path, tiny_hp_
     assert capsys.readouterr().out.split("\n")[-2].startswith(registry.VARIABLE_RATE_MODEL)
     assert main(["demo", str(png)]) == 0
     out = capsys.readouterr().out
-    assert "hp q1" in out and "hp q9" in out
+    assert "hp q1" in out and "hp q10" in out

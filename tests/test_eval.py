@@ -195,8 +195,8 @@ def test_eval_sweeps_a_variable_rate_model_over_its_qualities(tmp_path, tiny_hp_
     assert main(["eval", str(folder), "--codecs", f"jpeg;licodec:{model}", "--out", str(out),
                  "--no-progress", "--anchor", "jpeg"]) == 0
     curve = json.loads((out / "licodec-hp.json").read_text())
-    assert curve["settings"] == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0]
-    assert len(curve["results"]["bpp"]) == 9 and "qualities 1, 2" in curve["description"]
+    assert curve["settings"] == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0]
+    assert len(curve["results"]["bpp"]) == 10 and "qualities 1, 2" in curve["description"]
 
 
 def test_compare_names_each_setting_and_warns_when_a_codec_cannot_get_near(tmp_path, tiny_model_path, capsys):

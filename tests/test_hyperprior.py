@@ -145,7 +145,7 @@ def test_any_size_and_gray_round_trip(tiny_hp_artifact):
 
 def test_quality_outside_the_range_or_not_a_number_is_refused(tiny_hp_artifact):
     img = smooth_image(16, 16)
-    for bad in (0.5, 9.5, float("nan"), "4"):
+    for bad in (0.5, 10.5, float("nan"), "4"):
         with pytest.raises(LicodecError, match="quality"):
             encode_array(img, tiny_hp_artifact, bad)
 
@@ -225,4 +225,4 @@ def test_cli_takes_real_qualities_and_targets(tmp_path, hp_model_path, capsys):
     assert out.stat().st_size <= size
     capsys.readouterr()
     assert main(["encode", str(png), str(out), "--model", str(hp_model_path), "--quality", "12", "-f"]) == 3
-    assert "quality must lie in 1..9" in capsys.readouterr().err
+    assert "quality must lie in 1..10" in capsys.readouterr().err

@@ -209,7 +209,7 @@ def test_hyperprior_trains_from_bls2017_weights_exports_and_codes(tmp_path, imag
             "--no-progress", "--warmup", "2"]
     assert main(args) == 0
     art = load_artifact(out / "model.safetensors")
-    assert art.hyperprior and art.model.config.quality_max == 9
+    assert art.hyperprior and art.model.config.quality_max == 10
     rows = read_log(out / "log.csv")
     assert rows[-1]["valid_bpp"] != ""
     # a resume rebuilds the model from the checkpoint's config, whatever the flags say
@@ -219,6 +219,64 @@ def test_hyperprior_trains_from_bls2017_weights_exports_and_codes(tmp_path, imag
     assert load_artifact(out / "model.safetensors").hyperprior
     assert main(["encode", str(image_folder / "a0.png"), str(tmp_path / "a.lic"), "--model",
                  str(out / "model.safetensors"), "--quality", "2.5"]) == 0
+
+
+def test_a_reranged_hyperprior_keeps_its_gains_at_the_same_lambdas():
+    from licodec.models import build_model
+    torch.manual_seed(0)
+    model = build_model("bls2017-hp", N=8, quality_min=1, quality_max=5, lmbda_min=0.001, lmbda_max=0.016)
+    with torch.no_grad():
+        model.log_gains.normal_()
+        model.log_inverse_gains.normal_()
+    # lambda still doubles per step: new quality q + 1 is old quality q
+    new = model.reranged(quality_max=7, lmbda_min=0.0005, lmbda_max=0.032)
+    assert new.quality_range == (1.0, 7.0) and new.lmbda(4.0) == pytest.approx(model.lmbda(3.0))
+    for name in ("log_gains", "log_inverse_gains"):
+        old_t, new_t = getattr(model, name).detach(), getattr(new, name).detach()
+        assert torch.allclose(new_t[1:6], old_t, atol=1e-6)
+        assert torch.allclose(new_t[0], 2 * old_t[0] - old_t[1], atol=1e-6)  # extrapolated
+        assert torch.allclose(new_t[6], 2 * old_t[4] - old_t[3], atol=1e-6)
+    q = torch.tensor([2.3, 4.75])
+    assert torch.allclose(new.gains(q + 1), model.gains(q), rtol=1e-5)
+    assert torch.allclose(new.inverse_gains(q + 1), model.inverse_gains(q), rtol=1e-5)
+    rest = [k for k in model.state_dict() if not k.startswith("log_")]
+    assert all(torch.equal(model.state_dict()[k], new.state_dict()[k]) for k in rest)
+    with pytest.raises(ValueError, match="takes no field"):
+        model.reranged(N=16)
+    with pytest.raises(ValueError, match="lmbda_max > lmbda_min"):
+        model.reranged(lmbda_min=0.1)
+
+
+def test_a_resume_with_another_quality_range_moves_the_run_and_keeps_the_earlier_checkpoint(
+        tmp_path, image_folder, capsys):
+    out = tmp_path / "hp"
+    args = ["train", "--data", str(image_folder), "--out", str(out), "--model", "bls2017-hp", "--N", "8",
+            "--crop", "64", "--batch", "2", "--steps", "3", "--quantizer", "mixed", "--no-progress",
+            "--warmup", "1", "--qualities", "1:5", "--lmbdas", "0.001:0.016"]
+    assert main(args) == 0
+    assert load_artifact(out / "model.safetensors").model.quality_range == (1.0, 5.0)
+    before = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert main(["train", "--data", str(image_folder), "--out", str(out), "--steps", "5", "--resume",
+                 "--qualities", "1:7", "--lmbdas", "0.0005:0.032"]) == 0
+    assert "qualities 1..5 -> 1..7, lambda 0.001..0.016 -> 0.0005..0.032" in capsys.readouterr().out
+    kept = out / "checkpoint-3-before-range-change.pt"
+    assert torch.equal(torch.load(kept, weights_only=True)["model"]["log_gains"], before["model"]["log_gains"])
+    art = load_artifact(out / "model.safetensors")
+    assert art.model.quality_range == (1.0, 7.0) and art.model.log_gains.shape[0] == 7
+    assert art.info["changes"][-1] == {"until_step": 3, "qualities": [1.0, 5.0], "lmbdas": [0.001, 0.016]}
+    after = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert after["step"] == 5 and all(v["exp_avg_sq"].min() >= 0 for v in after["opt"]["state"].values())
+    # a later resume that does not name a range keeps the run's (no second change)
+    assert main(["train", "--data", str(image_folder), "--out", str(out), "--steps", "6", "--resume"]) == 0
+    assert "range changed" not in capsys.readouterr().out
+    assert load_artifact(out / "model.safetensors").model.quality_range == (1.0, 7.0)
+    assert main(["train", "--data", str(image_folder), "--out", str(tmp_path / "f"), "--N", "8",
+                 "--qualities", "1:5"]) == 3
+    assert "--qualities and --lmbdas are for --model bls2017-hp" in capsys.readouterr().err
+    assert not (tmp_path / "f").exists()
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--data", str(image_folder), "--out", str(out), "--lmbdas", "0.1"])
+    assert exc.value.code == 2 and "expected LO:HI" in capsys.readouterr().err
 
 
 def test_a_resume_keeps_the_runs_schedule_and_the_log_has_no_duplicate_rows(tmp_path, image_folder):

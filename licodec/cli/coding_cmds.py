@@ -120,7 +120,7 @@ def add_encode(p):
     target = p.add_mutually_exclusive_group()
     target.add_argument("--quality", "-q", type=_positive(float), metavar="Q",
                         help="higher is better and larger: any number in the variable-rate model's range "
-                             "(1..9), or 1..8 to pick one of the paper's models (default 5)")
+                             "(1..10), or 1..8 to pick one of the paper's models (default 5)")
     target.add_argument("--target-bpp", type=_positive(float), metavar="BPP",
                         help="the best quality whose file has at most BPP bits per pixel (searched)")
     target.add_argument("--size", type=_positive(int), metavar="BYTES",

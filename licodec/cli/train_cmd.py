@@ -6,6 +6,17 @@ from dataclasses import fields
 from ..train.config import TrainConfig
 
 
+def _range(text: str) -> tuple[float, float]:
+    import argparse
+    try:
+        lo, hi = (float(v) for v in text.split(":"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected LO:HI (two numbers), got {text!r}") from None
+    if not (0 <= lo < hi < float("inf")):
+        raise argparse.ArgumentTypeError(f"expected 0 <= LO < HI, got {text!r}")
+    return lo, hi
+
+
 def add_arguments(p):
     d = TrainConfig(data="", out="")
 
@@ -22,6 +33,12 @@ def add_arguments(p):
         "(its lambdas come from the model's quality range; --lmbda is not used)",
         choices=["bls2017", "factorized", "bls2017-hp"])
     opt("--gains", "bls2017-hp: how the quality scales the latents", choices=["channel", "scalar"])
+    p.add_argument("--qualities", type=_range, metavar="LO:HI",
+                   help="bls2017-hp: range of the quality parameter, a learned gain vector at each integer "
+                        "(default: 1:10); with --resume, moves the run's range, the gains re-interpolated")
+    p.add_argument("--lmbdas", type=_range, metavar="LO:HI",
+                   help="bls2017-hp: lambda at the lowest and the highest quality, log-linear between "
+                        "(default: 0.0003:0.4)")
     p.add_argument("--N", type=int, help="hidden channels (default: the architecture's)")
     p.add_argument("--M", type=int, help="latent channels (default: the architecture's)")
     opt("--lmbda", "rate-distortion trade-off: loss = bpp + lmbda * 255^2 * MSE", type=float)

@@ -117,6 +117,39 @@ class MeanScaleHyperprior(EntropyModelParameters, nn.Module):
     def inverse_gains(self, quality: Tensor) -> Tensor:
         return self._interpolate(self.log_inverse_gains, quality)
 
+    def anchor_positions(self, config: ModelConfig) -> Tensor:
+        """Where the integer qualities of another range ``config`` fall in this model's
+        gain tables: row positions (float, outside 0 .. rows-1 beyond this range) of
+        the same lambdas."""
+        q_min, q_max = self.quality_range
+        lo, hi = math.log(self.config.lmbda_min), math.log(self.config.lmbda_max)
+        new_lo, new_hi = math.log(config.lmbda_min), math.log(config.lmbda_max)
+        rows = int(round(config.quality_max - config.quality_min)) + 1
+        t = torch.arange(rows, dtype=torch.float64) / (config.quality_max - config.quality_min)
+        log_lmbda = new_lo + (new_hi - new_lo) * t
+        return (log_lmbda - lo) / (hi - lo) * (q_max - q_min)
+
+    def reranged(self, **fields) -> "MeanScaleHyperprior":
+        """A copy covering another quality or lambda range (``quality_min``,
+        ``quality_max``, ``lmbda_min``, ``lmbda_max``): every weight is kept, and the
+        gain vectors at the new integer qualities are this model's at the same lambda,
+        interpolated linearly in log lambda (extrapolated from the end segments
+        beyond this model's range). Used to widen a variable-rate run's range."""
+        unknown = set(fields) - {"quality_min", "quality_max", "lmbda_min", "lmbda_max"}
+        if unknown:
+            raise ValueError(f"reranged() takes no field(s) {', '.join(sorted(unknown))}")
+        config = ModelConfig.from_dict({**self.config.to_dict(), **fields})
+        if not (config.quality_max > config.quality_min and config.lmbda_max > config.lmbda_min > 0):
+            raise ValueError("a range needs quality_max > quality_min and lmbda_max > lmbda_min > 0")
+        new = MeanScaleHyperprior(config)
+        state = {k: v for k, v in self.state_dict().items() if not k.startswith("log_")}
+        pos = self.anchor_positions(config)
+        for name in ("log_gains", "log_inverse_gains"):
+            state[name] = interpolate_rows(getattr(self, name).detach(), pos)
+        new.load_state_dict(state)
+        return new
+
+
     # -- training ----------------------------------------------------------------------
     def forward(self, x: Tensor, quality: Tensor, training: bool | None = None,
                 quantizer: str = "mixed") -> RDOutput:
@@ -182,3 +215,15 @@ class MeanScaleHyperprior(EntropyModelParameters, nn.Module):
         """Raises ValueError unless every integer layer is exact in float64."""
         for layer in (*self.h_s_trunk, self.h_s_index):
             layer.check_exact()
+
+
+def interpolate_rows(table: Tensor, pos: Tensor, extrapolate: bool = True) -> Tensor:
+    """Rows of ``table`` at fractional row positions ``pos``, linear between rows; beyond
+    the ends, continued along the end segments (``extrapolate``) or held at the end
+    rows (for quantities that must stay within the table's values)."""
+    last = table.shape[0] - 1
+    if not extrapolate:
+        pos = pos.clamp(0, last)
+    i = pos.floor().clamp(0, last - 1).long()
+    f = (pos - i).to(table.dtype).view(-1, *[1] * (table.dim() - 1))
+    return table[i] * (1 - f) + table[i + 1] * f

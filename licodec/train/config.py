@@ -15,6 +15,10 @@ class TrainConfig:
     metric: str = "mse"
     quantizer: str = "noise"  # what the synthesis sees in training: "noise" or "mixed"
     gains: str = "channel"  # bls2017-hp: per-channel gains or one scalar step ("scalar")
+    # bls2017-hp: the quality range and the lambdas at its ends (None: the model's
+    # defaults); on a resume, a new range re-interpolates the run's gain vectors
+    qualities: tuple[float, float] | None = None
+    lmbdas: tuple[float, float] | None = None
     crop: int = 256
     sampling: str = "image"  # draw crops from images uniformly, or in proportion to their area
     batch: int = 8

@@ -142,7 +142,7 @@ def checkpoint_history(ckpt: dict, name: str) -> list[dict]:
 
 # A variable-rate model is validated at these qualities (those inside its range); the
 # log's valid_* columns hold the middle one.
-VALID_QUALITIES = (1.0, 3.0, 5.0, 7.0, 9.0)
+VALID_QUALITIES = (1.0, 4.0, 7.0, 10.0)
 
 
 def validate(model, folder: str, limit: int, log=None) -> dict:
@@ -188,6 +188,58 @@ def checkpoint_model_config(ckpt: dict) -> dict:
     return build_model(run.get("model", "bls2017"), run.get("N"), run.get("M"), **options).config.to_dict()
 
 
+def hyperprior_options(cfg: TrainConfig) -> dict:
+    """The model options a run's settings give (bls2017-hp only)."""
+    if cfg.model != "bls2017-hp":
+        return {}
+    options = {"gains": cfg.gains}
+    if cfg.qualities:
+        options.update(quality_min=float(cfg.qualities[0]), quality_max=float(cfg.qualities[1]))
+    if cfg.lmbdas:
+        options.update(lmbda_min=float(cfg.lmbdas[0]), lmbda_max=float(cfg.lmbdas[1]))
+    return options
+
+
+def change_range(ckpt: dict, ckpt_path: Path, cfg: TrainConfig, log=print) -> dict:
+    """A variable-rate run's checkpoint moved to the quality / lambda range of ``cfg``
+    (unchanged if it has it already): the model's gain vectors and their Adam moments
+    re-interpolated at the same lambdas (see MeanScaleHyperprior.reranged), the change
+    recorded, and written back, the checkpoint from before kept beside it."""
+    from ..models import ModelConfig
+    from ..models.hyperprior import interpolate_rows
+    old = build_from_config(ModelConfig.from_dict(checkpoint_model_config(ckpt)))
+    fields = {k: v for k, v in hyperprior_options(cfg).items() if k != "gains"}
+    if all(getattr(old.config, k) == v for k, v in fields.items()):
+        return ckpt
+    old.load_state_dict(ckpt["model"])
+    new = old.reranged(**fields)
+    pos = old.anchor_positions(new.config)
+    # Adam's state is keyed by position: the main group (minus the density), then the density's
+    main = old.main_parameters()
+    if len(ckpt["opt"]["param_groups"]) > 1:
+        density = {id(p) for p in old.entropy_bottleneck.main_parameters()}
+        main = [p for p in main if id(p) not in density] + [p for p in main if id(p) in density]
+    state = ckpt["opt"]["state"]
+    for name in ("log_gains", "log_inverse_gains"):
+        moments = state.get(next(i for i, p in enumerate(main) if p is getattr(old, name)), {})
+        for key in ("exp_avg", "exp_avg_sq"):
+            if key in moments:  # moments stay within their rows' values (the second one positive)
+                moments[key] = interpolate_rows(moments[key], pos, extrapolate=False)
+    before = ckpt_path.with_name(f"checkpoint-{int(ckpt['step'])}-before-range-change.pt")
+    if not before.exists():
+        os.link(ckpt_path, before)
+    was = {"qualities": list(old.quality_range), "lmbdas": [old.config.lmbda_min, old.config.lmbda_max]}
+    ckpt = {**ckpt, "model": new.state_dict(), "model_config": new.config.to_dict(),
+            "changes": list(ckpt.get("changes", [])) + [{"until_step": int(ckpt["step"]), **was}]}
+    tmp = ckpt_path.with_suffix(".tmp")
+    torch.save(ckpt, tmp)
+    os.replace(tmp, ckpt_path)
+    log(f"range changed on resuming: qualities {was['qualities'][0]:g}..{was['qualities'][1]:g} -> "
+        f"{new.quality_range[0]:g}..{new.quality_range[1]:g}, lambda {was['lmbdas'][0]:g}..{was['lmbdas'][1]:g} -> "
+        f"{new.config.lmbda_min:g}..{new.config.lmbda_max:g} (earlier checkpoint kept as {before.name})")
+    return ckpt
+
+
 def split_density_group(opt, density: set[int], scale: float) -> None:
     """Moves the factorized density's parameters into their own group, at ``scale``
     times the learning rate (their Adam state moves with them). A density starts wide
@@ -225,6 +277,10 @@ def check_config(cfg: TrainConfig) -> None:
         raise LicodecError(f"--metric ms-ssim needs --crop >= {MS_SSIM_MIN_SIDE}")
     if cfg.crop < 16 or cfg.crop % 16:
         raise LicodecError(f"--crop must be a multiple of 16, got {cfg.crop}")
+    if (cfg.qualities or cfg.lmbdas) and cfg.model != "bls2017-hp":
+        raise LicodecError("--qualities and --lmbdas are for --model bls2017-hp")
+    if cfg.lmbdas and cfg.lmbdas[0] <= 0:
+        raise LicodecError(f"--lmbdas must be positive, got {cfg.lmbdas[0]:g}:{cfg.lmbdas[1]:g}")
     if cfg.batch < 1 or cfg.steps < 1 or cfg.lr <= 0:
         raise LicodecError("--batch, --steps and --lr must be positive")
 
@@ -276,12 +332,17 @@ def _train(cfg: TrainConfig, log, ddp, out: Path) -> Path:
     rng = np.random.default_rng([cfg.seed, ddp.rank])
 
     ckpt_path = out / CHECKPOINT_NAME
+    ckpt = None
     if cfg.resume and ckpt_path.exists():  # the model the run was started with, whatever the flags say
         from ..models import ModelConfig
-        ckpt_config = checkpoint_model_config(torch.load(ckpt_path, map_location="cpu", weights_only=True))
-        model = build_from_config(ModelConfig.from_dict(ckpt_config))
+        if ddp.main and cfg.model == "bls2017-hp" and (cfg.qualities or cfg.lmbdas):
+            change_range(torch.load(ckpt_path, map_location="cpu", weights_only=True), ckpt_path, cfg, log)
+        if ddp.enabled:  # every rank reads the checkpoint once the main one has moved its range
+            dist.barrier()
+        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        model = build_from_config(ModelConfig.from_dict(checkpoint_model_config(ckpt)))
     else:
-        model = build_model(cfg.model, cfg.N, cfg.M, **({"gains": cfg.gains} if cfg.model == "bls2017-hp" else {}))
+        model = build_model(cfg.model, cfg.N, cfg.M, **hyperprior_options(cfg))
     start_step, wall0 = 0, 0.0
     history: list[dict] = []  # the runs the initial weights came from, oldest first
     changes: list[dict] = []  # settings changed by resumes (see resume_changes)
@@ -299,7 +360,6 @@ def _train(cfg: TrainConfig, log, ddp, out: Path) -> Path:
     if cfg.resume:
         if not ckpt_path.exists():
             raise FileNotFoundError(f"--resume: no checkpoint at {ckpt_path}")
-        ckpt = torch.load(ckpt_path, map_location=device, weights_only=True)
         model.load_state_dict(ckpt["model"])
         if len(ckpt["opt"]["param_groups"]) == 1:
             opt.load_state_dict(ckpt["opt"])  # an older checkpoint of one group: split below
