@@ -1,13 +1,19 @@
 """Rate-distortion check of training checkpoints or model files by real encoding.
 
     python scripts/rd_check.py RUN/checkpoint.pt [MORE ...] --folder ../shared/data/valid \
-        --limit 24 --qualities 1,3,5,7,9 --reference results/valid
+        --limit 24 --reference results/valid --per-rate licodec
 
 For each model: mean bpp (from the bytes written), PSNR and MS-SSIM per quality over the
 first ``--limit`` images of the folder, then BD-rates (PSNR, MS-SSIM dB) against every
 codec whose per-image CSV is in the ``--reference`` folder (from ``licodec eval``),
 restricted to the same images, so that a 24-image check compares like with like.
 A factorized model (one rate) is one point; pass several to make a curve.
+
+``--per-rate CODEC`` (e.g. licodec, the eight bls2017 models of ``licodec eval``) also
+prints, at each of that codec's points, the model's PSNR and MS-SSIM (dB) interpolated
+at the same bpp (linear in log bpp) and the difference; "outside" where the point's
+rate lies beyond the model's measured range. A variable-rate model beats the codec at
+every rate when every row is positive and none is outside.
 """
 from __future__ import annotations
 
@@ -76,8 +82,9 @@ def main(argv=None) -> int:
     p.add_argument("models", nargs="+", help="checkpoint.pt files or .safetensors model files")
     p.add_argument("--folder", default="../shared/data/valid")
     p.add_argument("--limit", type=int, default=24)
-    p.add_argument("--qualities", default="1,3,5,7,9")
+    p.add_argument("--qualities", default="1,2.5,4,5.5,7,8.5,10")
     p.add_argument("--reference", help="folder with per-image CSVs of licodec eval (same image names)")
+    p.add_argument("--per-rate", metavar="CODEC", help="compare at each point of this reference codec")
     args = p.parse_args(argv)
     paths = list_images(args.folder)[: args.limit]
     images = [(path.name, load_rgb(path)) for path in paths]
@@ -93,6 +100,10 @@ def main(argv=None) -> int:
             print(f"{label}: {q}{pt['bpp']:.4f} bpp  {pt['psnr']:.2f} dB  MS-SSIM {pt['ms_ssim']:.4f}")
         if art.hyperprior:
             report(label, points, refs)
+            if args.per_rate:
+                if args.per_rate not in refs:
+                    p.error(f"--per-rate {args.per_rate}: no such curve in --reference ({', '.join(refs)})")
+                per_rate(points, refs[args.per_rate], args.per_rate)
         else:
             factorized += points
     if len(factorized) >= 2:
@@ -107,6 +118,26 @@ def report(label: str, points: list[dict], refs: dict[str, dict]) -> None:
         bd_p = bd_rate(ref["bpp"], ref["psnr"], rate, [p["psnr"] for p in points])
         bd_m = bd_rate(ref["bpp"], ref["msdb"], rate, [p["ms_ssim_db"] for p in points])
         print(f"  {label} vs {name}: BD-rate PSNR {bd_p:+.1f}%, MS-SSIM {bd_m:+.1f}%")
+
+
+def per_rate(points: list[dict], ref: dict, name: str) -> tuple[int, int]:
+    """Prints the model against each of the reference's points; returns (points the model
+    beats in both measures, points compared)."""
+    pts = sorted(points, key=lambda p: p["bpp"])
+    log_rate = np.log([p["bpp"] for p in pts])
+    wins = 0
+    print(f"  per rate against {name}:       bpp   PSNR  model   diff | MS-SSIM dB  model   diff")
+    for i, (bpp, db, msdb) in enumerate(zip(ref["bpp"], ref["psnr"], ref["msdb"])):
+        head = f"  {name} point {i + 1}: {bpp:8.4f} {db:6.2f}"
+        if not log_rate[0] <= np.log(bpp) <= log_rate[-1]:
+            print(f"{head}  outside the model's range {pts[0]['bpp']:.4f} .. {pts[-1]['bpp']:.4f} bpp")
+            continue
+        mp = float(np.interp(np.log(bpp), log_rate, [p["psnr"] for p in pts]))
+        mm = float(np.interp(np.log(bpp), log_rate, [p["ms_ssim_db"] for p in pts]))
+        wins += mp > db and mm > msdb
+        print(f"{head} {mp:6.2f} {mp - db:+6.2f} |      {msdb:6.2f} {mm:6.2f} {mm - msdb:+6.2f}")
+    print(f"  better in both measures at {wins} of {len(ref['bpp'])} points of {name}")
+    return wins, len(ref["bpp"])
 
 
 if __name__ == "__main__":
