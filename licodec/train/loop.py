@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+import shutil
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -227,7 +228,7 @@ def change_range(ckpt: dict, ckpt_path: Path, cfg: TrainConfig, log=print) -> di
                 moments[key] = interpolate_rows(moments[key], pos, extrapolate=False)
     before = ckpt_path.with_name(f"checkpoint-{int(ckpt['step'])}-before-range-change.pt")
     if not before.exists():
-        os.link(ckpt_path, before)
+        shutil.copyfile(ckpt_path, before)
     was = {"qualities": list(old.quality_range), "lmbdas": [old.config.lmbda_min, old.config.lmbda_max]}
     ckpt = {**ckpt, "model": new.state_dict(), "model_config": new.config.to_dict(),
             "changes": list(ckpt.get("changes", [])) + [{"until_step": int(ckpt["step"]), **was}]}
