@@ -1,0 +1,161 @@
+"""Continue a training run on another machine (a rented GPU) for a fixed time.
+
+Here, pack what the other machine needs into one folder (kept small enough to copy):
+
+    python scripts/remote_train.py pack --init runs/hp-main/checkpoint.pt \
+        --data ../shared/data/train --budget-mb 44 --wheels
+
+    -> .remote/init.safetensors (the weights, float16), .remote/data/ (a random subset of
+       the training images, drawn in proportion to their area, within --budget-mb),
+       .remote/wheels/ (licodec's dependencies that a PyTorch image lacks, for Python 3.12)
+
+There, from a copy of this repository with .remote/ in it:
+
+    python3 scripts/remote_train.py run --minutes 8 --batch 16 --out OUTDIR
+
+trains bls2017-hp from .remote/init.safetensors on .remote/data (CUDA if there is one)
+for --minutes, stops it as Ctrl-C would (a checkpoint is written), and exports the
+weights to OUTDIR/model.safetensors (float16, under 17 MB) with OUTDIR/log.csv. Back
+here, continue on the CPU from them in a new run folder:
+
+    licodec train --init OUTDIR/model.safetensors --model bls2017-hp --out runs/hp-next ...
+
+Adam's state does not travel (each side starts it afresh, with --warmup steps of warm-up).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PACK = ROOT / ".remote"
+# the run's settings: those of the main bls2017-hp run (see README, "bls2017-hp")
+TRAIN_ARGS = ["--model", "bls2017-hp", "--quantizer", "mixed", "--sampling", "area",
+              "--density-lr-scale", "10", "--steps", "10000000", "--no-progress", "--checkpoint-minutes", "1000"]
+
+
+def pack(args) -> int:
+    import numpy as np
+    from PIL import Image
+
+    sys.path.insert(0, str(ROOT))
+    from licodec.imageio import atomic_write, list_images
+    from licodec.zoo.artifact import save_artifact
+    from licodec.zoo.registry import load_path
+
+    out = Path(args.out)
+    if out.exists():
+        shutil.rmtree(out)
+    (out / "data").mkdir(parents=True)
+    init = str(args.init)
+    if init.endswith(".pt"):
+        import torch
+        from licodec.models import ModelConfig, build_from_config
+        from licodec.train.loop import checkpoint_info, checkpoint_model_config
+        ckpt = torch.load(init, map_location="cpu", weights_only=True)
+        model = build_from_config(ModelConfig.from_dict(checkpoint_model_config(ckpt)))
+        model.load_state_dict({k: v.float() for k, v in ckpt["model"].items()})
+        info = {"name": Path(init).parent.name, **checkpoint_info(ckpt)}
+    else:
+        art = load_path(init)
+        model, info = art.model, art.info
+    atomic_write(out / "init.safetensors", save_artifact(model, info), force=True)
+
+    paths = list_images(args.data)
+    areas = np.array([np.prod(Image.open(p).size) for p in paths], dtype=float)
+    rng = np.random.default_rng(args.seed)
+    order = rng.choice(len(paths), size=len(paths), replace=False, p=areas / areas.sum())
+    budget, used, taken = args.budget_mb * 1e6, 0, 0
+    for i in order:
+        size = paths[i].stat().st_size
+        if used + size > budget:
+            continue
+        shutil.copyfile(paths[i], out / "data" / paths[i].name)
+        used += size
+        taken += 1
+    if args.wheels:
+        pins = ["constriction==" + _version("constriction"), "pytorch-msssim==" + _version("pytorch-msssim")]
+        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
+                        "--python-version", "3.12", "--implementation", "cp", "--platform", "manylinux_2_28_x86_64",
+                        "--platform", "manylinux_2_17_x86_64", "--platform", "manylinux2014_x86_64",
+                        "-d", str(out / "wheels"), *pins], check=True)
+    total = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+    print(f"{out}: {taken} of {len(paths)} images ({used / 1e6:.1f} MB), init weights of step "
+          f"{info.get('steps')}, {total / 2**20:.1f} MiB in all")
+    return 0
+
+
+def _version(name: str) -> str:
+    from importlib.metadata import version
+    return version(name)
+
+
+def run(args) -> int:
+    pack_dir = Path(args.pack)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
+    wheels = sorted((pack_dir / "wheels").glob("*.whl"))
+    if wheels:
+        site = Path("/tmp/licodec-site")
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-index", "--no-deps", "--no-compile",
+                        "--upgrade", "--target", str(site), *map(str, wheels)], check=True)
+        env["PYTHONPATH"] = f"{ROOT}{os.pathsep}{site}"
+    import torch
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    run_dir = Path(args.run_dir)
+    if run_dir.exists():
+        shutil.rmtree(run_dir)
+    cmd = [sys.executable, "-m", "licodec", "train", "--data", str(pack_dir / "data"), "--out", str(run_dir),
+           "--init", str(pack_dir / "init.safetensors"), "--device", device, "--batch", str(args.batch),
+           "--lr", str(args.lr), "--warmup", str(args.warmup), *TRAIN_ARGS, *args.extra]
+    print(" ".join(cmd), flush=True)
+    t0 = time.time()
+    proc = subprocess.Popen(cmd, env=env)
+    try:
+        proc.wait(timeout=args.minutes * 60)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGTERM)  # the run writes its checkpoint and stops
+        proc.wait(timeout=300)
+    print(f"trained for {(time.time() - t0) / 60:.1f} minutes on {device}", flush=True)
+    if not (run_dir / "checkpoint.pt").exists():
+        print("no checkpoint was written", file=sys.stderr)
+        return 1
+    subprocess.run([sys.executable, "-m", "licodec", "export", str(run_dir / "checkpoint.pt"),
+                    str(out / "model.safetensors"), "--name", args.name, "-f"], env=env, check=True)
+    shutil.copyfile(run_dir / "log.csv", out / "log.csv")
+    return 0
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    a = sub.add_parser("pack", help="here: weights, a data subset and wheels into one folder")
+    a.add_argument("--init", required=True, help="checkpoint.pt or model .safetensors to continue from")
+    a.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "train"))
+    a.add_argument("--budget-mb", type=float, default=44.0, help="size of the data subset")
+    a.add_argument("--wheels", action="store_true", help="also download constriction and pytorch-msssim")
+    a.add_argument("--seed", type=int, default=0)
+    a.add_argument("--out", default=str(PACK))
+    b = sub.add_parser("run", help="there: train for --minutes, export to --out")
+    b.add_argument("--pack", default=str(PACK))
+    b.add_argument("--minutes", type=float, default=8.0)
+    b.add_argument("--batch", type=int, default=16)
+    b.add_argument("--lr", type=float, default=1e-4)
+    b.add_argument("--warmup", type=int, default=200)
+    b.add_argument("--run-dir", default="/tmp/licodec-remote-run", help="checkpoint and log (large)")
+    b.add_argument("--name", default="bls2017-hp-remote")
+    b.add_argument("--out", required=True, help="where model.safetensors and log.csv go")
+    b.add_argument("extra", nargs="*", help="more licodec train options (after --)")
+    args = p.parse_args(argv)
+    return pack(args) if args.command == "pack" else run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
