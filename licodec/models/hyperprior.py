@@ -149,7 +149,6 @@ class MeanScaleHyperprior(EntropyModelParameters, nn.Module):
         new.load_state_dict(state)
         return new
 
-
     # -- training ----------------------------------------------------------------------
     def forward(self, x: Tensor, quality: Tensor, training: bool | None = None,
                 quantizer: str = "mixed") -> RDOutput:
