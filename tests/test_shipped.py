@@ -8,7 +8,9 @@ import licodec
 from licodec.cli.demo_cmd import sample_photo_path
 from licodec.eval.metrics import psnr
 from licodec.imageio import load_image
-from licodec.zoo.registry import SHIPPED, available_qualities, resolve_model
+from licodec.zoo.registry import SHIPPED, VARIABLE_RATE_MODEL, available_qualities, default_model, resolve_model
+
+variable_rate = pytest.mark.skipif(default_model() is None, reason=f"{VARIABLE_RATE_MODEL} is not installed")
 
 
 def test_all_eight_rate_points_ship():
@@ -17,8 +19,17 @@ def test_all_eight_rate_points_ship():
 
 @lru_cache(maxsize=None)
 def _coded(quality: int):
+    """The sample photo coded with bls2017-mse-q{quality} (named: the default model is
+    the variable-rate one once it is installed)."""
     img = load_image(sample_photo_path())
-    data = licodec.compress(img, quality=quality)
+    data = licodec.compress(img, model=SHIPPED[quality])
+    return img, data, np.asarray(licodec.decompress(data))
+
+
+@lru_cache(maxsize=None)
+def _coded_hp(quality: float):
+    img = load_image(sample_photo_path())
+    data = licodec.compress(img, quality=quality)  # the default model
     return img, data, np.asarray(licodec.decompress(data))
 
 
@@ -33,7 +44,7 @@ def test_shipped_model_codes_the_sample_photo(quality):
     # a trained model, not noise: well under 24 bpp and a recognisable image
     assert 0.02 < bpp < 3.0
     assert psnr(img, out) > 20.0  # q1 is about 0.1 bpp
-    assert data == licodec.compress(img, quality=quality)  # deterministic bytes
+    assert data == licodec.compress(img, model=SHIPPED[quality])  # deterministic bytes
 
 
 def test_qualities_are_ordered():
@@ -61,3 +72,48 @@ def test_estimated_rate_matches_the_coded_size(quality):
     estimated = float(-torch.log2(out.likelihoods).sum())
     coded = 8 * len(bitstream.read(data)[1]["y"])
     assert abs(coded / estimated - 1) < 0.01, (coded, estimated)
+
+
+@variable_rate
+def test_the_variable_rate_model_is_the_default_and_codes_the_sample_photo():
+    art = default_model()
+    assert art.model_id == VARIABLE_RATE_MODEL and art.hyperprior
+    q_min, q_max = art.model.quality_range
+    assert (q_min, q_max) == (1.0, 10.0)
+    qualities = [1.0, 2.5, 4.0, 5.5, 7.0, 8.5, 10.0]
+    sizes = [len(_coded_hp(q)[1]) for q in qualities]
+    psnrs = [psnr(_coded_hp(q)[0], _coded_hp(q)[2]) for q in qualities]
+    assert sizes == sorted(sizes) and len(set(sizes)) == len(sizes), sizes
+    assert psnrs == sorted(psnrs), psnrs
+    img = _coded_hp(1.0)[0]
+    bpp = [8 * s / (img.shape[0] * img.shape[1]) for s in sizes]
+    assert 0.01 < bpp[0] < 0.2 and bpp[-1] < 4.0 and psnrs[0] > 22.0, (bpp, psnrs)
+    # at the rate of each bls2017 model, a better image than that model gives
+    for q in available_qualities():
+        ref_img, ref_data, ref_out = _coded(q)
+        ref_bpp, ref_psnr = 8 * len(ref_data) / (img.shape[0] * img.shape[1]), psnr(ref_img, ref_out)
+        if bpp[0] <= ref_bpp <= bpp[-1]:
+            assert np.interp(np.log(ref_bpp), np.log(bpp), psnrs) > ref_psnr, (q, ref_bpp, ref_psnr)
+    assert _coded_hp(5.5)[1] == licodec.compress(img, quality=5.5)  # deterministic bytes
+
+
+@variable_rate
+@pytest.mark.parametrize("quality", [1.0, 5.5, 10.0])
+def test_the_variable_rate_models_estimated_rate_matches_the_coded_size(quality):
+    """The Gaussian's and the hyper-latents' rate estimates of the rounded latents and
+    the real sections agree within 1% on a photo."""
+    import torch
+
+    from licodec import bitstream
+    from licodec.codec import _padded_tensor
+    art = default_model()
+    img = _coded_hp(quality)[0]
+    img = np.ascontiguousarray(img[: img.shape[0] // 64 * 64, : img.shape[1] // 64 * 64])  # no padding
+    data = licodec.compress(img, quality=quality)
+    with torch.no_grad():
+        out = art.model(_padded_tensor(img, art), torch.tensor([quality]), training=False)
+    sections = bitstream.read(data)[1]
+    for name, likelihoods in (("y", out.likelihoods), ("z", out.z_likelihoods)):
+        estimated = float(-torch.log2(likelihoods).sum())
+        coded = 8 * len(sections[name])
+        assert abs(coded / estimated - 1) < 0.01 or abs(coded - estimated) < 64, (name, coded, estimated)
