@@ -8,6 +8,7 @@ from pytorch_msssim import ms_ssim as reference_ms_ssim
 
 from licodec.cli import main
 from licodec.eval.bdrate import bd_rate
+from licodec.codec import read_header
 from licodec.eval.metrics import ms_ssim, psnr
 
 from .conftest import smooth_image
@@ -213,3 +214,18 @@ def test_compare_names_each_setting_and_warns_when_a_codec_cannot_get_near(tmp_p
     assert labels[2] == f"model tiny-test"
     assert all(r["off_target"] for r in data["results"][:1])
     assert (out / "licodec-tiny.png").exists()
+
+
+def test_licodec_bls2017_names_the_eight_paper_models_whatever_the_default(monkeypatch, tiny_hp_artifact):
+    import licodec.zoo.registry as registry
+    from licodec.eval.codecs import make_codec
+    monkeypatch.setattr(registry, "default_model", lambda: tiny_hp_artifact)
+    default = make_codec("licodec")
+    assert default.key == "licodec" and default.variable is tiny_hp_artifact
+    bls = make_codec("licodec:bls2017")
+    assert bls.key == "licodec-bls2017" and bls.label == "licodec bls2017" and bls.variable is None
+    assert bls.settings() == list(range(1, 9))
+    img = smooth_image(32, 48, seed=1)
+    data = bls.encode(img, 2)
+    assert read_header(data).model_name == registry.SHIPPED[2]
+    assert bls.decode(data).shape == img.shape

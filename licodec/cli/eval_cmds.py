@@ -22,7 +22,8 @@ def add_eval(p):
     p.add_argument("--codecs", default=DEFAULT_CODECS,
                    help="comma-separated codecs; licodec:A.safetensors|B.safetensors evaluates given "
                         "weights (one rate point each; a variable-rate model at each whole quality), "
-                        "written as licodec-A.json (separate codecs with ';' when a spec holds commas)")
+                        "written as licodec-A.json (separate codecs with ';' when a spec holds commas); "
+                        "licodec:bls2017 evaluates the eight bls2017 models (licodec-bls2017.json)")
     p.add_argument("--out", type=Path, required=True, help="results folder")
     p.add_argument("--jobs", "-j", type=int, default=1, help="worker processes")
     p.add_argument("--reference", action="append", default=[], help="published curve (CompressAI JSON)")

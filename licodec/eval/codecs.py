@@ -201,26 +201,36 @@ class JPEGXL(Codec):
 
 
 class Licodec(Codec):
-    """The default model's rate points, or given weights: 'licodec:a.safetensors,b...'
-    (one rate point per factorized model), or one variable-rate model at every whole
-    quality of its range."""
+    """The default model's rate points, given weights: 'licodec:a.safetensors,b...'
+    (one rate point per factorized model; one variable-rate model at every whole
+    quality of its range), or 'licodec:bls2017', the eight shipped bls2017 models
+    (the default ones until a variable-rate model is installed)."""
 
     name = "licodec"
 
     def __init__(self, paths: str = ""):
         self.paths = [p for p in paths.split(",") if p] if paths else []
+        self.bls2017 = self.paths == ["bls2017"]
+        if self.bls2017:
+            self.paths = []
         self._arts = {}
         self.variable = None  # the variable-rate model evaluated at several qualities
         if len(self.paths) == 1 and self._art(self.paths[0]).hyperprior:
             self.variable = self._art(self.paths[0])
-        elif not self.paths:
+        elif not self.paths and not self.bls2017:
             from ..zoo.registry import default_model
             self.variable = default_model()
-        self.label = "licodec" if not self.paths else f"licodec ({self._art(self.paths[0]).model_id})"
+        if self.bls2017:
+            self.label = "licodec bls2017"
+        else:
+            self.label = "licodec" if not self.paths else f"licodec ({self._art(self.paths[0]).model_id})"
 
     @property
     def key(self) -> str:
-        """The name of this curve's files: licodec, or licodec-<weights file name>."""
+        """The name of this curve's files: licodec, licodec-bls2017, or
+        licodec-<weights file name>."""
+        if self.bls2017:
+            return "licodec-bls2017"
         if not self.paths:
             return "licodec"
         more = f"-and-{len(self.paths) - 1}-more" if len(self.paths) > 1 else ""
