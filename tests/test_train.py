@@ -279,6 +279,39 @@ def test_a_resume_with_another_quality_range_moves_the_run_and_keeps_the_earlier
     assert exc.value.code == 2 and "expected LO:HI" in capsys.readouterr().err
 
 
+def test_balance_weights_each_images_loss_by_its_lambda(tmp_path, image_folder, capsys):
+    import copy
+
+    from licodec.models import build_model
+    from licodec.train.step import train_step
+    model = build_model("bls2017-hp", N=8)
+    x = torch.rand(2, 3, 64, 64)
+    quality = torch.tensor([1.0, 10.0])
+    lmbda = model.lmbda(quality)
+    losses = []
+    for weight in (None, torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0]), torch.tensor([3.0, 0.5])):
+        m = copy.deepcopy(model)
+        opt = torch.optim.Adam(m.main_parameters(), lr=1e-4)
+        aux_opt = torch.optim.Adam(m.aux_parameters(), lr=1e-3)
+        torch.manual_seed(0)  # the same noise every time
+        losses.append(float(train_step(m, x, lmbda, opt, aux_opt, quality=quality, quantizer="mixed",
+                                       weight=weight).loss))
+    plain, first, second, mixed = losses
+    assert plain == pytest.approx((first + second))  # mean of two: (l1 + l2) / 2 = l1 / 2 + l2 / 2
+    assert mixed == pytest.approx(3.0 * first + 0.5 * second, rel=1e-5)
+    out = tmp_path / "hp"
+    assert main(["train", "--data", str(image_folder), "--out", str(out), "--model", "bls2017-hp", "--N", "8",
+                 "--crop", "64", "--batch", "2", "--steps", "2", "--no-progress", "--warmup", "1",
+                 "--balance", "0.5"]) == 0
+    assert "losses weighted by (lambda_mid / lambda)^0.5" in capsys.readouterr().out
+    assert main(["train", "--data", str(image_folder), "--out", str(out), "--steps", "3", "--resume",
+                 "--balance", "0"]) == 0
+    assert "changed on resuming: balance 0.5 -> 0.0" in capsys.readouterr().out
+    assert main(["train", "--data", str(image_folder), "--out", str(tmp_path / "f"), "--N", "8",
+                 "--balance", "0.5"]) == 3
+    assert "--balance is for --model bls2017-hp" in capsys.readouterr().err
+
+
 def test_a_resume_keeps_the_runs_schedule_and_the_log_has_no_duplicate_rows(tmp_path, image_folder):
     out = tmp_path / "run"
     base = ["train", "--data", str(image_folder), "--out", str(out), "--N", "8", "--crop", "32",

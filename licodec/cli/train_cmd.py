@@ -39,6 +39,8 @@ def add_arguments(p):
     p.add_argument("--lmbdas", type=_range, metavar="LO:HI",
                    help="bls2017-hp: lambda at the lowest and the highest quality, log-linear between "
                         "(default: 0.0003:0.4)")
+    opt("--balance", "bls2017-hp: weight each image's loss by (lambda_mid / lambda)^BALANCE, lambda_mid the "
+        "geometric middle of the range, so that low rates weigh as much as high ones (0: plain)", type=float)
     p.add_argument("--N", type=int, help="hidden channels (default: the architecture's)")
     p.add_argument("--M", type=int, help="latent channels (default: the architecture's)")
     opt("--lmbda", "rate-distortion trade-off: loss = bpp + lmbda * 255^2 * MSE", type=float)

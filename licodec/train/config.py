@@ -19,6 +19,10 @@ class TrainConfig:
     # defaults); on a resume, a new range re-interpolates the run's gain vectors
     qualities: tuple[float, float] | None = None
     lmbdas: tuple[float, float] | None = None
+    # bls2017-hp: each image's loss weighted by (lambda_mid / lambda)^balance, lambda_mid
+    # the geometric middle of the range (0: plain; 0.5 gives every rate a loss of
+    # similar size, where plain lets the highest rates outweigh the lowest 50 to 1)
+    balance: float = 0.0
     crop: int = 256
     sampling: str = "image"  # draw crops from images uniformly, or in proportion to their area
     batch: int = 8

@@ -120,7 +120,7 @@ def checkpoint_info(ckpt: dict) -> dict:
 
 
 # Settings a resumed run may change; the model's record keeps their earlier values.
-RESUMABLE_CHANGES = ("lmbda", "metric", "quantizer")
+RESUMABLE_CHANGES = ("lmbda", "metric", "quantizer", "balance")
 
 
 def resume_changes(ckpt: dict, cfg: TrainConfig) -> tuple[list[dict], str]:
@@ -280,6 +280,10 @@ def check_config(cfg: TrainConfig) -> None:
         raise LicodecError(f"--crop must be a multiple of 16, got {cfg.crop}")
     if (cfg.qualities or cfg.lmbdas) and cfg.model != "bls2017-hp":
         raise LicodecError("--qualities and --lmbdas are for --model bls2017-hp")
+    if cfg.balance and cfg.model != "bls2017-hp":
+        raise LicodecError("--balance is for --model bls2017-hp")
+    if not 0 <= cfg.balance <= 1:
+        raise LicodecError(f"--balance must lie in 0..1, got {cfg.balance:g}")
     if cfg.lmbdas and cfg.lmbdas[0] <= 0:
         raise LicodecError(f"--lmbdas must be positive, got {cfg.lmbdas[0]:g}:{cfg.lmbdas[1]:g}")
     if cfg.batch < 1 or cfg.steps < 1 or cfg.lr <= 0:
@@ -395,6 +399,7 @@ def _train(cfg: TrainConfig, log, ddp, out: Path) -> Path:
     fwd = torch.compile(net) if cfg.compile else net
 
     variable_rate = hasattr(model, "quality_range")
+    lmbda_mid = math.sqrt(model.config.lmbda_min * model.config.lmbda_max) if variable_rate else None
     data = CropDataset(cfg.data, cfg.crop, ddp.rank, ddp.world, warn=log if ddp.main else (lambda m: None),
                        sampling=cfg.sampling)
     if ddp.main:
@@ -402,6 +407,7 @@ def _train(cfg: TrainConfig, log, ddp, out: Path) -> Path:
             f"(N={model.config.N}, M={model.config.M}), "
             + (f"qualities {model.quality_range[0]:g}..{model.quality_range[1]:g}, lambda "
                f"{model.config.lmbda_min:g}..{model.config.lmbda_max:g}" if variable_rate else f"lambda {cfg.lmbda}")
+            + (f" (losses weighted by (lambda_mid / lambda)^{cfg.balance:g})" if cfg.balance else "")
             + f", {cfg.metric}")
 
     log_path = out / LOG_NAME
@@ -454,13 +460,15 @@ def _train(cfg: TrainConfig, log, ddp, out: Path) -> Path:
             x = batch.permute(0, 3, 1, 2).float().div_(255.0)
             if cfg.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            quality, lmbda = None, cfg.lmbda
+            quality, lmbda, weight = None, cfg.lmbda, None
             if variable_rate:  # one quality per image, uniform over the model's range
                 quality = torch.from_numpy(rng.uniform(*model.quality_range, size=cfg.batch)).float().to(device)
                 lmbda = model.lmbda(quality)
+                if cfg.balance:
+                    weight = (lmbda_mid / lmbda) ** cfg.balance
 
             r = train_step(model, x, lmbda, opt, aux_opt, metric=cfg.metric, bf16=cfg.bf16, clip=cfg.clip,
-                           forward=fwd, quantizer=cfg.quantizer, quality=quality,
+                           forward=fwd, quantizer=cfg.quantizer, quality=quality, weight=weight,
                            before_aux_step=average_aux_grads if ddp.enabled else None)
             loss, bpp, mse, aux = r.loss, r.bpp, r.mse, r.aux
             num_pixels = x.shape[0] * x.shape[2] * x.shape[3]

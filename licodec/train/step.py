@@ -42,11 +42,11 @@ def bits_per_image(likelihoods: Tensor) -> Tensor:
 
 def train_step(model, x: Tensor, lmbda: float | Tensor, opt, aux_opt, *, metric: str = "mse", bf16: bool = False,
                clip: float = 0.0, forward=None, before_aux_step=None, quantizer: str = "noise",
-               quality: Tensor | None = None) -> StepResult:
+               quality: Tensor | None = None, weight: Tensor | None = None) -> StepResult:
     """Forward (``forward`` may be a compiled or DDP-wrapped model), loss, both optimiser steps.
 
     ``quality`` (one per image) goes to a variable-rate model, whose ``lmbda`` is then
-    a tensor of one lambda per image.
+    a tensor of one lambda per image; ``weight`` (one per image) scales each image's loss.
     """
     forward = model if forward is None else forward
     kwargs = {} if quality is None else {"quality": quality}
@@ -57,7 +57,8 @@ def train_step(model, x: Tensor, lmbda: float | Tensor, opt, aux_opt, *, metric:
         bits = bits + bits_per_image(out.z_likelihoods)
     bpp_i = bits / (x.shape[2] * x.shape[3])
     dist_term, mse_i = distortion(metric, out.x_hat.float(), x)
-    loss = torch.mean(bpp_i + lmbda * dist_term)
+    loss_i = bpp_i + lmbda * dist_term
+    loss = torch.mean(loss_i if weight is None else weight * loss_i)
     bpp, mse = bpp_i.mean(), mse_i.mean()
     opt.zero_grad(set_to_none=True)
     loss.backward()
