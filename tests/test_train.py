@@ -307,6 +307,14 @@ def test_balance_weights_each_images_loss_by_its_lambda(tmp_path, image_folder, 
     assert main(["train", "--data", str(image_folder), "--out", str(out), "--steps", "3", "--resume",
                  "--balance", "0"]) == 0
     assert "changed on resuming: balance 0.5 -> 0.0" in capsys.readouterr().out
+    # a checkpoint from before the setting existed had the default
+    ckpt = torch.load(out / "checkpoint.pt", weights_only=True)
+    del ckpt["config"]["balance"]
+    torch.save(ckpt, out / "checkpoint.pt")
+    assert main(["train", "--data", str(image_folder), "--out", str(out), "--steps", "4", "--resume",
+                 "--balance", "0.25"]) == 0
+    assert "changed on resuming: balance 0.0 -> 0.25" in capsys.readouterr().out
+    assert load_artifact(out / "model.safetensors").info["changes"][-1] == {"until_step": 3, "balance": 0.0}
     assert main(["train", "--data", str(image_folder), "--out", str(tmp_path / "f"), "--N", "8",
                  "--balance", "0.5"]) == 3
     assert "--balance is for --model bls2017-hp" in capsys.readouterr().err

@@ -127,6 +127,8 @@ def resume_changes(ckpt: dict, cfg: TrainConfig) -> tuple[list[dict], str]:
     """The checkpoint's record of changed settings, plus this resume's; and a message
     naming what changed ("" if nothing did)."""
     old = ckpt.get("config", {})
+    if old:  # a setting newer than the checkpoint had its default value there
+        old = {**{k: getattr(TrainConfig(data="", out=""), k) for k in RESUMABLE_CHANGES}, **old}
     diff = {k: old[k] for k in RESUMABLE_CHANGES if k in old and old[k] != getattr(cfg, k)}
     changes = list(ckpt.get("changes", []))
     if not diff:
