@@ -12,8 +12,9 @@ A factorized model (one rate) is one point; pass several to make a curve.
 ``--per-rate CODEC`` (e.g. licodec, the eight bls2017 models of ``licodec eval``) also
 prints, at each of that codec's points, the model's PSNR and MS-SSIM (dB) interpolated
 at the same bpp (linear in log bpp) and the difference; "outside" where the point's
-rate lies beyond the model's measured range. A variable-rate model beats the codec at
-every rate when every row is positive and none is outside.
+rate lies beyond the model's measured range (counted as beaten where the model's top
+point has fewer bits and more of both measures). A variable-rate model beats the codec
+at every rate when every point is beaten.
 """
 from __future__ import annotations
 
@@ -130,7 +131,12 @@ def per_rate(points: list[dict], ref: dict, name: str) -> tuple[int, int]:
     for i, (bpp, db, msdb) in enumerate(zip(ref["bpp"], ref["psnr"], ref["msdb"])):
         head = f"  {name} point {i + 1}: {bpp:8.4f} {db:6.2f}"
         if not log_rate[0] <= np.log(bpp) <= log_rate[-1]:
-            print(f"{head}  outside the model's range {pts[0]['bpp']:.4f} .. {pts[-1]['bpp']:.4f} bpp")
+            top = pts[-1]
+            dominated = bpp > top["bpp"] and top["psnr"] > db and top["ms_ssim_db"] > msdb
+            wins += dominated
+            print(f"{head}  outside the model's range {pts[0]['bpp']:.4f} .. {top['bpp']:.4f} bpp"
+                  + (f"; its top point has fewer bits, {top['psnr']:.2f} dB and {top['ms_ssim_db']:.2f} dB MS-SSIM"
+                     if dominated else ""))
             continue
         mp = float(np.interp(np.log(bpp), log_rate, [p["psnr"] for p in pts]))
         mm = float(np.interp(np.log(bpp), log_rate, [p["ms_ssim_db"] for p in pts]))
