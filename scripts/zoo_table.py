@@ -1,9 +1,13 @@
 """The table of shipped models: training record from each weights file, rate and
 distortion from a ``licodec eval`` run over a folder (real encoding of every image), and
 the gain over JPEG and JPEG 2000 at each model's own rate (their curves interpolated,
-piecewise cubic in log-rate, from jpeg.json and jpeg2000.json beside licodec.json).
+piecewise cubic in log-rate, from jpeg.json and jpeg2000.json beside the curve).
 
-    python scripts/zoo_table.py results/valid/licodec.json
+    python scripts/zoo_table.py results/valid/licodec-bls2017.json    # the eight bls2017 models
+    python scripts/zoo_table.py results/valid/licodec.json            # the variable-rate model
+
+For the variable-rate model: a row per quality, its lambda, and the gain over the
+bls2017 models (licodec-bls2017.json) as well.
 """
 from __future__ import annotations
 
@@ -53,9 +57,41 @@ def lmbda(info: dict) -> str:
     return f"{info['lmbda']:g}" + (f" ({'; '.join(earlier)})" if earlier else "")
 
 
+def variable_rate_table(results_path: Path, res: dict) -> str:
+    """The markdown table of the variable-rate model, one row per quality evaluated."""
+    from licodec.zoo.registry import default_model
+    art = default_model()
+    others = {}
+    for name, label in (("licodec-bls2017", "bls2017"), ("jpeg", "jpeg"), ("jpeg2000", "jpeg2000")):
+        f = results_path.parent / f"{name}.json"
+        if f.exists():
+            others[label] = json.loads(f.read_text())["results"]
+    head = "| quality | lambda | bpp | PSNR-RGB | MS-SSIM-RGB |"
+    for name in others:
+        head += f" vs {name}: dB PSNR, dB MS-SSIM |"
+    lines = [head, "| ---: | ---: | ---: | ---: | ---: |" + " ---: |" * len(others)]
+    r = res["results"]
+    for q, bpp, psnr, msssim in zip(res["settings"], r["bpp"], r["psnr-rgb"], r["ms-ssim-rgb"]):
+        row = f"| {q:g} | {art.model.lmbda(float(q)):.3g} | {bpp:.3f} | {psnr:.2f} | {msssim:.4f} |"
+        for o in others.values():
+            dp = psnr - at_rate(o, "psnr-rgb", bpp)
+            dm = ms_ssim_db(msssim) - at_rate(o, "ms-ssim-rgb-db", bpp)
+            if np.isnan(dp):
+                row += f" ({'below' if bpp < min(o['bpp']) else 'above'} its rates) |"
+            else:
+                row += f" {dp:+.2f}, {dm:+.2f} |"
+        lines.append(row)
+    info = art.info
+    lines.append(f"\nWeights: {art.model_id}, trained for {info.get('steps', 0):,} steps "
+                 f"(plus {len(info.get('history', []))} earlier run(s) it started from, in info[\"history\"]).")
+    return "\n".join(lines)
+
+
 def table(results_path: Path) -> str:
     """The markdown table of the shipped models, as the README shows it."""
     res = json.loads(results_path.read_text())
+    if "at qualities" in res.get("codec_settings", ""):
+        return variable_rate_table(results_path, res)
     points = dict(zip(res["settings"], zip(res["results"]["bpp"], res["results"]["psnr-rgb"],
                                            res["results"]["ms-ssim-rgb"])))
     others = {}
