@@ -100,8 +100,10 @@ def test_the_variable_rate_model_is_the_default_and_codes_the_sample_photo():
 @variable_rate
 @pytest.mark.parametrize("quality", [1.0, 5.5, 10.0])
 def test_the_variable_rate_models_estimated_rate_matches_the_coded_size(quality):
-    """The Gaussian's and the hyper-latents' rate estimates of the rounded latents and
-    the real sections agree within 1% on a photo."""
+    """The Gaussian's rate estimate of the rounded latents and the real y section agree
+    within 1% on a photo; the z section costs at most 1% more than its estimate (rare
+    far-out z values, which the estimate charges up to 30 bits, cost less as the tables'
+    escape codes)."""
     import torch
 
     from licodec import bitstream
@@ -113,7 +115,9 @@ def test_the_variable_rate_models_estimated_rate_matches_the_coded_size(quality)
     with torch.no_grad():
         out = art.model(_padded_tensor(img, art), torch.tensor([quality]), training=False)
     sections = bitstream.read(data)[1]
-    for name, likelihoods in (("y", out.likelihoods), ("z", out.z_likelihoods)):
-        estimated = float(-torch.log2(likelihoods).sum())
-        coded = 8 * len(sections[name])
-        assert abs(coded / estimated - 1) < 0.01 or abs(coded - estimated) < 64, (name, coded, estimated)
+    estimated = float(-torch.log2(out.likelihoods).sum())
+    coded = 8 * len(sections["y"])
+    assert abs(coded / estimated - 1) < 0.01, (coded, estimated)
+    estimated = float(-torch.log2(out.z_likelihoods).sum())
+    coded = 8 * len(sections["z"])
+    assert coded < 1.01 * estimated + 64, (coded, estimated)
