@@ -57,30 +57,44 @@ def lmbda(info: dict) -> str:
     return f"{info['lmbda']:g}" + (f" ({'; '.join(earlier)})" if earlier else "")
 
 
+def curves(folder: Path, names: dict[str, str]) -> dict[str, dict]:
+    """{label: results} of the curves of ``names`` ({file stem: label}) found in folder."""
+    found = {}
+    for name, label in names.items():
+        f = folder / f"{name}.json"
+        if f.exists():
+            found[label] = json.loads(f.read_text())["results"]
+    return found
+
+
+def header(columns: list[str], aligns: str, others: dict) -> list[str]:
+    head = "| " + " | ".join(columns) + " |" + "".join(f" vs {n}: dB PSNR, dB MS-SSIM |" for n in others)
+    return [head, "|" + "".join(f" {a} |" for a in aligns.split()) + " ---: |" * len(others)]
+
+
+def gains(others: dict, bpp: float, psnr: float, msssim: float) -> str:
+    """The cells of a row: the gain over each other curve at this rate."""
+    cells = ""
+    for r in others.values():
+        dp = psnr - at_rate(r, "psnr-rgb", bpp)
+        dm = ms_ssim_db(msssim) - at_rate(r, "ms-ssim-rgb-db", bpp)
+        if np.isnan(dp):
+            cells += f" ({'below' if bpp < min(r['bpp']) else 'above'} its rates) |"
+        else:
+            cells += f" {dp:+.2f}, {dm:+.2f} |"
+    return cells
+
+
 def variable_rate_table(results_path: Path, res: dict) -> str:
     """The markdown table of the variable-rate model, one row per quality evaluated."""
     from licodec.zoo.registry import default_model
     art = default_model()
-    others = {}
-    for name, label in (("licodec-bls2017", "bls2017"), ("jpeg", "jpeg"), ("jpeg2000", "jpeg2000")):
-        f = results_path.parent / f"{name}.json"
-        if f.exists():
-            others[label] = json.loads(f.read_text())["results"]
-    head = "| quality | lambda | bpp | PSNR-RGB | MS-SSIM-RGB |"
-    for name in others:
-        head += f" vs {name}: dB PSNR, dB MS-SSIM |"
-    lines = [head, "| ---: | ---: | ---: | ---: | ---: |" + " ---: |" * len(others)]
+    others = curves(results_path.parent, {"licodec-bls2017": "bls2017", "jpeg": "jpeg", "jpeg2000": "jpeg2000"})
+    lines = header(["quality", "lambda", "bpp", "PSNR-RGB", "MS-SSIM-RGB"], "---: ---: ---: ---: ---:", others)
     r = res["results"]
     for q, bpp, psnr, msssim in zip(res["settings"], r["bpp"], r["psnr-rgb"], r["ms-ssim-rgb"]):
-        row = f"| {q:g} | {art.model.lmbda(float(q)):.3g} | {bpp:.3f} | {psnr:.2f} | {msssim:.4f} |"
-        for o in others.values():
-            dp = psnr - at_rate(o, "psnr-rgb", bpp)
-            dm = ms_ssim_db(msssim) - at_rate(o, "ms-ssim-rgb-db", bpp)
-            if np.isnan(dp):
-                row += f" ({'below' if bpp < min(o['bpp']) else 'above'} its rates) |"
-            else:
-                row += f" {dp:+.2f}, {dm:+.2f} |"
-        lines.append(row)
+        lines.append(f"| {q:g} | {art.model.lmbda(float(q)):.3g} | {bpp:.3f} | {psnr:.2f} | {msssim:.4f} |"
+                     + gains(others, bpp, psnr, msssim))
     info = art.info
     lines.append(f"\nWeights: {art.model_id}, trained for {info.get('steps', 0):,} steps "
                  f"(plus {len(info.get('history', []))} earlier run(s) it started from, in info[\"history\"]).")
@@ -94,15 +108,9 @@ def table(results_path: Path) -> str:
         return variable_rate_table(results_path, res)
     points = dict(zip(res["settings"], zip(res["results"]["bpp"], res["results"]["psnr-rgb"],
                                            res["results"]["ms-ssim-rgb"])))
-    others = {}
-    for name in ("jpeg", "jpeg2000"):
-        f = results_path.parent / f"{name}.json"
-        if f.exists():
-            others[name] = json.loads(f.read_text())["results"]
-    head = "| quality | lambda | continued from, steps, time of its last run | bpp | PSNR-RGB | MS-SSIM-RGB |"
-    for name in others:
-        head += f" vs {name}: dB PSNR, dB MS-SSIM |"
-    lines = [head, "| ---: | ---: | --- | ---: | ---: | ---: |" + " ---: |" * len(others)]
+    others = curves(results_path.parent, {"jpeg": "jpeg", "jpeg2000": "jpeg2000"})
+    lines = header(["quality", "lambda", "continued from, steps, time of its last run", "bpp", "PSNR-RGB",
+                    "MS-SSIM-RGB"], "---: ---: --- ---: ---: ---:", others)
     for q in sorted(SHIPPED):
         path = shipped_path(SHIPPED[q])
         if not path.exists() or q not in points:
@@ -110,16 +118,8 @@ def table(results_path: Path) -> str:
         info = load_artifact(path).info
         trained = f"{origin(q, info)}, {info['steps']:,}, {info['wall_s'] / 60:.0f} min"
         bpp, psnr, msssim = points[q]
-        row = f"| {q} | {lmbda(info)} | {trained} | {bpp:.3f} | {psnr:.2f} | {msssim:.4f} |"
-        for r in others.values():
-            dp = psnr - at_rate(r, "psnr-rgb", bpp)
-            dm = ms_ssim_db(msssim) - at_rate(r, "ms-ssim-rgb-db", bpp)
-            if np.isnan(dp):
-                side = "below" if bpp < min(r["bpp"]) else "above"
-                row += f" ({side} its rates) |"
-            else:
-                row += f" {dp:+.2f}, {dm:+.2f} |"
-        lines.append(row)
+        lines.append(f"| {q} | {lmbda(info)} | {trained} | {bpp:.3f} | {psnr:.2f} | {msssim:.4f} |"
+                     + gains(others, bpp, psnr, msssim))
     return "\n".join(lines)
 
 
