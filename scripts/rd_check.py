@@ -25,23 +25,19 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from licodec.codec import decode_array, encode_array
 from licodec.eval.bdrate import bd_rate
 from licodec.eval.metrics import ms_ssim, ms_ssim_db, psnr
 from licodec.imageio import list_images, load_rgb
-from licodec.models import ModelConfig, build_from_config
-from licodec.train.loop import checkpoint_model_config
+from licodec.train.loop import load_trained
 from licodec.zoo.artifact import load_artifact, load_artifact_bytes, save_artifact
 
 
 def load(path: str):
     if path.endswith(".pt"):
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        model = build_from_config(ModelConfig.from_dict(checkpoint_model_config(ckpt)))
-        model.load_state_dict({k: v.float() for k, v in ckpt["model"].items()})
-        return load_artifact_bytes(save_artifact(model, {"name": Path(path).parent.name})), ckpt.get("step")
+        model, info = load_trained(path)
+        return load_artifact_bytes(save_artifact(model, {"name": Path(path).parent.name})), info.get("steps")
     return load_artifact(path), None
 
 

@@ -46,25 +46,16 @@ def pack(args) -> int:
 
     sys.path.insert(0, str(ROOT))
     from licodec.imageio import atomic_write, list_images
+    from licodec.train.loop import load_trained
     from licodec.zoo.artifact import save_artifact
-    from licodec.zoo.registry import load_path
 
     out = Path(args.out)
     if out.exists():
         shutil.rmtree(out)
     (out / "data").mkdir(parents=True)
-    init = str(args.init)
-    if init.endswith(".pt"):
-        import torch
-        from licodec.models import ModelConfig, build_from_config
-        from licodec.train.loop import checkpoint_info, checkpoint_model_config
-        ckpt = torch.load(init, map_location="cpu", weights_only=True)
-        model = build_from_config(ModelConfig.from_dict(checkpoint_model_config(ckpt)))
-        model.load_state_dict({k: v.float() for k, v in ckpt["model"].items()})
-        info = {"name": Path(init).parent.name, **checkpoint_info(ckpt)}
-    else:
-        art = load_path(init)
-        model, info = art.model, art.info
+    model, info = load_trained(args.init)
+    if str(args.init).endswith(".pt"):
+        info["name"] = Path(args.init).parent.name
     atomic_write(out / "init.safetensors", save_artifact(model, info), force=True)
 
     paths = list_images(args.data)

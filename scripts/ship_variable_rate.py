@@ -25,22 +25,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from licodec.imageio import atomic_write  # noqa: E402
-from licodec.zoo.artifact import load_artifact, save_artifact  # noqa: E402
+from licodec.train.loop import load_trained  # noqa: E402
+from licodec.zoo.artifact import save_artifact  # noqa: E402
 from licodec.zoo.registry import VARIABLE_RATE_MODEL, shipped_path  # noqa: E402
-
-
-def load(path: str):
-    if path.endswith(".pt"):
-        import torch
-
-        from licodec.models import ModelConfig, build_from_config
-        from licodec.train.loop import checkpoint_info, checkpoint_model_config
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        model = build_from_config(ModelConfig.from_dict(checkpoint_model_config(ckpt)))
-        model.load_state_dict({k: v.float() for k, v in ckpt["model"].items()})
-        return model, {"name": Path(path).parent.name, **checkpoint_info(ckpt)}
-    art = load_artifact(path)
-    return art.model, dict(art.info)
 
 
 def move_bls2017_curve(folder: Path) -> None:
@@ -72,7 +59,7 @@ def main() -> int:
     p.add_argument("--default-quality", type=float, default=6.0)
     p.add_argument("--results", nargs="*", default=["results/valid", "results/valid-photo"])
     args = p.parse_args()
-    model, info = load(args.weights)
+    model, info = load_trained(args.weights)
     if not hasattr(model, "quality_range"):
         p.error(f"{args.weights} is not a variable-rate model")
     q_min, q_max = model.quality_range

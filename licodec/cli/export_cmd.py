@@ -14,28 +14,13 @@ def add_arguments(p):
 
 
 def run(args) -> int:
-    import torch
-
-    from ..imageio import atomic_write
-    from ..models import ModelConfig, build_from_config
-    from ..train.loop import checkpoint_info, checkpoint_model_config
-    from ..zoo.artifact import load_artifact, load_artifact_bytes, save_artifact
     from ..bitstream.format import _NAME_RE
+    from ..imageio import atomic_write
+    from ..train.loop import load_trained
+    from ..zoo.artifact import load_artifact_bytes, save_artifact
     if not _NAME_RE.match(args.name):
         raise ModelError(f"invalid model name {args.name!r} (letters, digits, . _ -, at most 64)")
-    if args.checkpoint.suffix == ".safetensors":
-        art = load_artifact(args.checkpoint)
-        model, info = art.model, dict(art.info)
-    else:
-        try:
-            ckpt = torch.load(args.checkpoint, map_location="cpu", weights_only=True)
-            model = build_from_config(ModelConfig.from_dict(checkpoint_model_config(ckpt)))
-            model.load_state_dict({k: v.float() for k, v in ckpt["model"].items()})
-        except FileNotFoundError:
-            raise ModelError(f"{args.checkpoint}: no such checkpoint") from None
-        except Exception as exc:
-            raise ModelError(f"{args.checkpoint}: not a licodec training checkpoint ({exc})") from None
-        info = checkpoint_info(ckpt)
+    model, info = load_trained(args.checkpoint)
     info["name"] = args.name
     data = save_artifact(model, info)
     art = load_artifact_bytes(data)

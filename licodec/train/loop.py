@@ -243,6 +243,27 @@ def change_range(ckpt: dict, ckpt_path: Path, cfg: TrainConfig, log=print) -> di
     return ckpt
 
 
+def load_trained(path) -> tuple:
+    """(model in float32 on the CPU, its run info) from a training checkpoint (.pt) or an
+    exported model file; ModelError for a missing or foreign file."""
+    from ..errors import ModelError
+    from ..models import ModelConfig
+    from ..zoo.artifact import load_artifact
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        art = load_artifact(path)
+        return art.model, dict(art.info)
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        model = build_from_config(ModelConfig.from_dict(checkpoint_model_config(ckpt)))
+        model.load_state_dict({k: v.float() for k, v in ckpt["model"].items()})
+    except FileNotFoundError:
+        raise ModelError(f"{path}: no such checkpoint") from None
+    except Exception as exc:
+        raise ModelError(f"{path}: not a licodec training checkpoint ({exc})") from None
+    return model, checkpoint_info(ckpt)
+
+
 def split_density_group(opt, density: set[int], scale: float) -> None:
     """Moves the factorized density's parameters into their own group, at ``scale``
     times the learning rate (their Adam state moves with them). A density starts wide
