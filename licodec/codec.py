@@ -27,7 +27,7 @@ from .imageio import icc_profile, load_image_icc, to_array
 from .models.base import transposed_copy
 from .ops import pad_amounts, tiled_apply
 from .zoo import Artifact, resolve_model
-from .zoo.registry import SHIPPED, available_qualities, find_by_digest, select_model
+from .zoo.registry import SHIPPED, available_qualities, find_by_digest, is_paper_family, select_model
 
 
 # Transforms run on tiles of TILE x TILE latent positions (1024 x 1024 pixels for a
@@ -370,7 +370,8 @@ def encode_to_target(arr: np.ndarray, model=None, *, target_bpp: float | None = 
         def make(i):
             return encoder.encode(settings[i], icc)
     else:
-        arts = [art] if model is not None else [resolve_model(None, q) for q in available_qualities()]
+        family = model is None or is_paper_family(model)
+        arts = [resolve_model(None, q) for q in available_qualities()] if family else [art]
         describe = [f"model {a.model_id}" for a in arts]
 
         def make(i):
@@ -412,9 +413,10 @@ def compress(image, model: str | Path | Artifact | None = None, quality: float |
              target_psnr: float | None = None, effort: int = 0, progress: bool = False) -> bytes:
     """Compresses a PIL image or uint8 numpy array into .lic bytes.
 
-    ``model``: a shipped model name, a path to exported weights, or None for the
-    default (the variable-rate model where installed, else the paper's model of
-    ``quality`` 1..8). A variable-rate model takes any ``quality`` in its range.
+    ``model``: a shipped model name, ``"bls2017"`` (the paper's eight models, one per
+    whole ``quality`` 1..8), a path to exported weights, or None for the default (the
+    variable-rate model where installed, else the bls2017 models). A variable-rate model
+    takes any ``quality`` in its range.
     ``target_bpp``, ``size`` (bytes) or ``target_psnr`` (dB) search the quality for
     this image instead (see encode_to_target). ``convert=True`` accepts images that
     lose something in coding (alpha is dropped, 16-bit samples become 8-bit).

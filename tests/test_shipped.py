@@ -121,3 +121,20 @@ def test_the_variable_rate_models_estimated_rate_matches_the_coded_size(quality)
     estimated = float(-torch.log2(out.z_likelihoods).sum())
     coded = 8 * len(sections["z"])
     assert coded < 1.01 * estimated + 64, (coded, estimated)
+
+
+def test_the_bls2017_family_name_picks_and_searches_the_eight_models():
+    """`--model bls2017`: --quality 1..8 picks one of the paper's models (the same bytes as
+    naming it), and a size target takes the best of the eight that fits."""
+    from licodec.codec import read_header
+    img, data3, _ = _coded(3)
+    assert licodec.compress(img, model="bls2017", quality=3) == data3
+    sizes = {q: len(_coded(q)[1]) for q in available_qualities()}
+    limit = (sizes[4] + sizes[5]) // 2
+    fitted = licodec.compress(img, model="bls2017", size=limit)
+    assert fitted == _coded(4)[1] and read_header(fitted).model_name == SHIPPED[4]
+    with pytest.raises(licodec.LicodecError, match="the bls2017 models take whole qualities 1..8, not 2.5"):
+        licodec.compress(img, model="bls2017", quality=2.5)
+    with pytest.raises(licodec.LicodecError, match="cannot fit 100 bytes .* the smallest file "
+                                                   r"\(model bls2017-mse-q1\)"):
+        licodec.compress(img, model="bls2017", size=100)

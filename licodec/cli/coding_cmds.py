@@ -116,11 +116,12 @@ def add_encode(p):
                    help="image file (PNG, JPEG, ...) and the .lic file to write (default: INPUT with "
                         "suffix .lic; a folder: inside it); - is standard input or output. With "
                         "-o OUTDIR: any number of images and folders")
-    p.add_argument("--model", help="shipped model name or path to exported weights (.safetensors)")
+    p.add_argument("--model", help="shipped model name (licodec models), bls2017 for the paper's eight models "
+                                   "(--quality 1..8 picks one), or the path of exported weights (.safetensors)")
     target = p.add_mutually_exclusive_group()
     target.add_argument("--quality", "-q", type=_positive(float), metavar="Q",
                         help="higher is better and larger: any number in the variable-rate model's range "
-                             "(1..10), or 1..8 to pick one of the paper's models (default 5)")
+                             "(1..10, default 6), or 1..8 with --model bls2017 (default 5)")
     target.add_argument("--target-bpp", type=_positive(float), metavar="BPP",
                         help="the best quality whose file has at most BPP bits per pixel (searched)")
     target.add_argument("--size", type=_positive(int), metavar="BYTES",

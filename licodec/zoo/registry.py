@@ -2,7 +2,8 @@
 
 The default is the variable-rate model (VARIABLE_RATE_MODEL, any quality in its range)
 when it is installed; the paper's models stay available by name, one per quality 1..8
-(SHIPPED), and are the default where the variable-rate model is not installed.
+(SHIPPED) or as one family (PAPER_FAMILY), and are the default where the variable-rate
+model is not installed.
 """
 from __future__ import annotations
 
@@ -21,6 +22,9 @@ WEIGHTS_DIR = Path(__file__).parent / "weights"
 SHIPPED = {q: f"bls2017-mse-q{q}" for q in range(1, 9)}
 DEFAULT_QUALITY = 5
 VARIABLE_RATE_MODEL = "bls2017-hp-mse"
+# `--model bls2017`: the eight SHIPPED models as one family, --quality 1..8 picks one
+# and a size or PSNR target searches over them
+PAPER_FAMILY = "bls2017"
 
 
 def default_model() -> Artifact | None:
@@ -39,6 +43,8 @@ def select_model(model: str | Path | Artifact | None = None,
     """
     if quality is not None and (isinstance(quality, bool) or not isinstance(quality, (int, float))):
         raise ModelError(f"quality must be a number, got {type(quality).__name__} {quality!r}")
+    if is_paper_family(model):
+        return _paper_model(quality), None
     if model is not None:
         art = resolve_model(model)
         if "z" in art.tables:
@@ -50,9 +56,18 @@ def select_model(model: str | Path | Artifact | None = None,
     art = default_model()
     if art is not None:
         return art, quality
+    return _paper_model(quality), None
+
+
+def is_paper_family(model) -> bool:
+    """Whether ``model`` names the eight bls2017 models as one family."""
+    return isinstance(model, str) and model == PAPER_FAMILY
+
+
+def _paper_model(quality: float | None) -> Artifact:
     if quality is not None and float(quality) != int(quality):
-        raise ModelError(f"the installed models take whole qualities 1..{len(SHIPPED)}, not {quality!r}")
-    return resolve_model(None, None if quality is None else int(quality)), None
+        raise ModelError(f"the bls2017 models take whole qualities 1..{len(SHIPPED)}, not {quality!r}")
+    return resolve_model(None, None if quality is None else int(quality))
 
 
 def shipped_path(name: str) -> Path:
