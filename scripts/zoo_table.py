@@ -95,9 +95,6 @@ def variable_rate_table(results_path: Path, res: dict) -> str:
     for q, bpp, psnr, msssim in zip(res["settings"], r["bpp"], r["psnr-rgb"], r["ms-ssim-rgb"]):
         lines.append(f"| {q:g} | {art.model.lmbda(float(q)):.3g} | {bpp:.3f} | {psnr:.2f} | {msssim:.4f} |"
                      + gains(others, bpp, psnr, msssim))
-    info = art.info
-    lines.append(f"\nWeights: {art.model_id}, trained for {info.get('steps', 0):,} steps "
-                 f"(plus {len(info.get('history', []))} earlier run(s) it started from, in info[\"history\"]).")
     return "\n".join(lines)
 
 
@@ -130,6 +127,12 @@ def main():
     print(table(args.results))
     res = json.loads(args.results.read_text())
     print(f"\n{res['dataset']['images']} images of {res['dataset']['folder']}")
+    if "at qualities" in res.get("codec_settings", ""):
+        from licodec.zoo.registry import default_model
+        art = default_model()
+        runs = [*art.info.get("history", []), art.info]
+        print(f"weights {art.model_id}, its runs (info[\"history\"]): "
+              + ", ".join(f"{run.get('name')} {run.get('steps', 0):,} steps" for run in runs))
 
 
 if __name__ == "__main__":
