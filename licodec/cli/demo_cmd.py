@@ -61,7 +61,7 @@ def run(args) -> int:
     if variable is not None:  # the default: the variable-rate model at each whole quality
         q_min, q_max = variable.model.quality_range
         models += [(f"hp q{q}", variable, float(q)) for q in range(int(q_min), int(q_max) + 1)]
-    models += [(f"q{q}", load_path(shipped_path(SHIPPED[q])), None) for q in qualities]
+    models += [(f"bls2017 q{q}", load_path(shipped_path(SHIPPED[q])), None) for q in qualities]
     if not models:
         print("no shipped weights are installed: training a small model on the fly "
               "for a few steps (this is NOT a trained codec; files are large and blurry)")
