@@ -1,7 +1,7 @@
 """Rate-distortion check of training checkpoints or model files by real encoding.
 
     python scripts/rd_check.py RUN/checkpoint.pt [MORE ...] --folder ../shared/data/valid \
-        --limit 24 --reference results/valid --per-rate licodec
+        --limit 24 --reference results/valid --per-rate licodec-bls2017
 
 For each model: mean bpp (from the bytes written), PSNR and MS-SSIM per quality over the
 first ``--limit`` images of the folder, then BD-rates (PSNR, MS-SSIM dB) against every
@@ -9,7 +9,7 @@ codec whose per-image CSV is in the ``--reference`` folder (from ``licodec eval`
 restricted to the same images, so that a 24-image check compares like with like.
 A factorized model (one rate) is one point; pass several to make a curve.
 
-``--per-rate CODEC`` (e.g. licodec, the eight bls2017 models of ``licodec eval``) also
+``--per-rate CODEC`` (e.g. licodec-bls2017, the eight bls2017 models of ``licodec eval``) also
 prints, at each of that codec's points, the model's PSNR and MS-SSIM (dB) interpolated
 at the same bpp (linear in log bpp) and the difference; "outside" where the point's
 rate lies beyond the model's measured range (counted as beaten where the model's top
