@@ -33,7 +33,7 @@ def installed() -> list[tuple[str, str]]:
         rows.append((VARIABLE_RATE_MODEL, "default; --quality any number in its range"))
     for q in available_qualities():
         rows.append((SHIPPED[q], f"--quality {q}" if not rows or rows[0][0] != VARIABLE_RATE_MODEL
-                     else f"--model {SHIPPED[q]}"))
+                     else f"--model bls2017 --quality {q} (or --model {SHIPPED[q]})"))
     return rows
 
 
