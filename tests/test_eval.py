@@ -229,3 +229,26 @@ def test_licodec_bls2017_names_the_eight_paper_models_whatever_the_default(monke
     data = bls.encode(img, 2)
     assert read_header(data).model_name == registry.SHIPPED[2]
     assert bls.decode(data).shape == img.shape
+
+
+def test_compare_lands_a_variable_rate_model_between_its_whole_qualities(tmp_path, tiny_hp_artifact_bytes):
+    """compare picks a variable-rate model's quality on a 0.1 grid, so its file lands
+    close to the requested size rather than at the nearest whole quality."""
+    from licodec.eval.codecs import Licodec
+    from licodec.eval.compare import closest_setting
+    path = tmp_path / "hp.safetensors"
+    path.write_bytes(tiny_hp_artifact_bytes)
+    codec = Licodec(str(path))
+    q_min, q_max = codec.variable.model.quality_range
+    grid = codec.fine_settings()
+    assert grid[0] == q_min and grid[-1] == q_max and np.allclose(np.diff(grid), 0.1)
+    img = smooth_image(128, 128, seed=5)
+    pixels = img.shape[0] * img.shape[1]
+    whole = [8 * len(codec.encode(img, float(q))) / pixels for q in range(int(q_min), int(q_max) + 1)]
+    gap = int(np.argmax(np.diff(whole)))  # the two neighbouring whole qualities furthest apart
+    low, high = whole[gap], whole[gap + 1]
+    target = (low + high) / 2
+    setting, data = closest_setting(codec, img, target)
+    whole_error = min(abs(low - target), abs(high - target))
+    assert abs(8 * len(data) / pixels - target) < whole_error
+    assert data == codec.encode(img, setting)

@@ -248,6 +248,12 @@ class Licodec(Codec):
             raise ModelError("no shipped licodec models are installed; evaluate weights with licodec:PATH")
         return available_qualities()
 
+    def fine_settings(self):
+        if self.variable is not None:  # qualities 0.1 apart: files about 5% apart in size
+            q_min, q_max = self.variable.model.quality_range
+            return [round(q_min + i / 10, 1) for i in range(int(round((q_max - q_min) * 10)) + 1)]
+        return self.settings()
+
     def _art(self, setting):
         from ..zoo.registry import resolve_model
         if setting not in self._arts:
