@@ -36,8 +36,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PACK = ROOT / ".remote"
 # the run's settings: those of the main bls2017-hp run (see README, "bls2017-hp")
-TRAIN_ARGS = ["--model", "bls2017-hp", "--quantizer", "mixed", "--sampling", "area",
-              "--density-lr-scale", "10", "--balance", "0.75", "--steps", "10000000", "--no-progress", "--checkpoint-minutes", "1000"]
+TRAIN_ARGS = ["--model", "bls2017-hp", "--quantizer", "mixed", "--sampling", "area", "--density-lr-scale", "10",
+              "--balance", "0.75", "--steps", "10000000", "--no-progress", "--checkpoint-minutes", "1000"]
 
 
 def pack(args) -> int:
