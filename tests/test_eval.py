@@ -50,6 +50,43 @@ def test_bd_rate_of_differently_sampled_curves():
     assert got == pytest.approx(-30.0, abs=0.5)
 
 
+def test_per_image_bd_rate_does_not_depend_on_how_settings_share_bits_between_images():
+    from licodec.eval.runner import bd_table, bd_table_per_image, per_image_bd
+
+    def curve(bpp, a, saving=1.0):
+        """PSNR a + 5 log2(bpp / saving): ``saving`` times the bits of saving=1 at equal PSNR."""
+        bpp = np.asarray(bpp, dtype=np.float64)
+        return {"bpp": bpp, "psnr": a + 5 * np.log2(bpp / saving), "ms-ssim": a / 3 + 2 * np.log2(bpp / saving)}
+    rates = np.array([0.1, 0.2, 0.4, 0.8, 1.6, 3.2])
+    # the anchor gives an easy and a hard image the same bpp at each setting (a bitrate
+    # target); the test codec needs 20% fewer bits on both, at settings that give the
+    # easy image an eighth of the hard one's bits (a quality setting)
+    anchor = {"easy": curve(rates, 40), "hard": curve(rates, 25)}
+    test = {"easy": curve(0.8 * rates / 8, 40, 0.8), "hard": curve(0.8 * rates, 25, 0.8)}
+    for metric in ("psnr", "ms-ssim"):
+        mean, n, total = per_image_bd(anchor, test, metric)
+        assert mean == pytest.approx(-20.0, abs=0.05) and (n, total) == (2, 2)
+
+    def mean_curve(c):
+        return {"bpp": (c["easy"]["bpp"] + c["hard"]["bpp"]) / 2, "psnr-rgb": (c["easy"]["psnr"] + c["hard"]["psnr"]) / 2,
+                "ms-ssim-rgb-db": (c["easy"]["ms-ssim"] + c["hard"]["ms-ssim"]) / 2}
+    curves = {"a": {"name": "A", "results": mean_curve(anchor)}, "t": {"name": "T", "results": mean_curve(test)}}
+    # the mean curves charge the test codec for its allocation: +27% instead of -20%
+    row = [line for line in bd_table(curves, "a").splitlines() if line.startswith("| T |")][0]
+    assert float(row.split("|")[2].strip().rstrip("%")) == pytest.approx(27.3, abs=0.1)
+    table = bd_table_per_image(curves, {"a": anchor, "t": test}, "a")
+    assert "| A | +0.0% | +0.0% |" in table and "| T | -20.0% | -20.0% |" in table
+    # an image only one curve holds is left out; one without a shared range is counted
+    table = bd_table_per_image(curves, {"a": {**anchor, "extra": curve(rates, 30)}, "t": test}, "a")
+    assert "| T | -20.0% | -20.0% |" in table
+    far = {**test, "dark": curve(rates, 5)}
+    table = bd_table_per_image(curves, {"a": {**anchor, "dark": curve(rates, 60)}, "t": far}, "a")
+    assert "| T | -20.0% (2 of 3 images) | -20.0% (2 of 3 images) |" in table
+    # a curve without per-image results (a published reference) says so
+    table = bd_table_per_image(curves, {"a": anchor, "t": None}, "a")
+    assert "| T | n/a (no per-image results for this curve) | n/a (no per-image results for this curve) |" in table
+
+
 def test_pchip_interpolates_without_overshoot():
     from licodec.eval.bdrate import pchip
     x = np.array([0.0, 1.0, 2.0, 3.0, 4.0])
@@ -83,12 +120,17 @@ def test_eval_end_to_end_on_two_images(tmp_path, tiny_model_path):
     assert lic["results"]["bpp"][0] == pytest.approx(np.mean([8 * sizes[0] / (64 * 48), 8 * sizes[1] / (56 * 40)]))
     table = (out / "bd-rate.md").read_text()
     assert "| JPEG | +0.0% | +0.0% |" in table
+    # the same against JPEG image by image, from the per-image CSVs
+    per_image = table[table.index("BD-rate against JPEG, image by image"):]
+    assert "| JPEG | +0.0% | +0.0% |" in per_image and "| licodec (tiny-test) |" in per_image
     assert (out / "rd-psnr.png").stat().st_size > 1000 and (out / "rd-msssim.png").exists()
     # a published curve can be added: a curve against itself is zero
     out2 = tmp_path / "res2"
     assert main(["eval", str(folder), "--codecs", "jpeg", "--out", str(out2), "--no-progress",
                  "--reference", str(out / "jpeg.json"), "--anchor", "jpeg"]) == 0
-    assert (out2 / "bd-rate.md").read_text().count("+0.0% | +0.0%") == 2
+    table2 = (out2 / "bd-rate.md").read_text()
+    assert table2.count("+0.0% | +0.0%") == 3  # JPEG and the reference; JPEG image by image
+    assert "n/a (no per-image results for this curve)" in table2
 
 
 def test_custom_weights_under_a_shipped_name_decode_with_themselves(tmp_path, tiny_artifact):
@@ -169,9 +211,11 @@ def test_eval_adds_a_codec_to_an_earlier_results_folder(tmp_path, tiny_model_pat
     table = (out / "bd-rate.md").read_text()
     assert "BD-rate against JPEG" in table and "| JPEG | +0.0% | +0.0% |" in table
     assert "| licodec (tiny-test)" in table and "Stale" not in table
-    assert table.count("BD-rate against") == 2 and "BD-rate against licodec (tiny-test)" in table
+    assert table.count("BD-rate against") == 4 and "BD-rate against licodec (tiny-test)" in table
+    assert table.count(", image by image") == 2
     # a single rate point has no BD-rate, and the table says why
     assert "n/a (fewer than 2 points on the codec's curve)" in table
+    assert "n/a (no image has one; a.png: fewer than 2 points on the codec's curve)" in table
     # an earlier curve is never replaced without --force
     before = (out / "licodec-tiny.json").read_bytes()
     assert main(["eval", str(folder), "--codecs", f"licodec:{tiny_model_path}", "--out", str(out),

@@ -151,7 +151,9 @@ def evaluate(folder: str | Path, specs: list[str], out: str | Path, jobs: int = 
     curves = {**results, **earlier, **refs}
     plot_curves(curves, out, title=f"{Path(folder).name}, {len(images)} images")
     anchors = anchors or ["jpeg" if "jpeg" in curves else next(iter(curves))]
-    (out / "bd-rate.md").write_text("\n".join(bd_table(curves, a) for a in anchors))
+    per_image = {key: read_per_image(out / f"{key}-per-image.csv") for key in curves}
+    (out / "bd-rate.md").write_text("\n".join(bd_table(curves, a) + "\n" + bd_table_per_image(curves, per_image, a)
+                                             for a in anchors))
     return results
 
 
@@ -200,6 +202,67 @@ def bd_table(curves: dict[str, dict], anchor: str) -> str:
                 vals.append(f"n/a ({why})")
             else:
                 vals.append(f"{v:+.1f}%")
+        lines.append(f"| {data['name']} | {vals[0]} | {vals[1]} |")
+    return "\n".join(lines) + "\n"
+
+
+def read_per_image(path: Path) -> dict[str, dict[str, np.ndarray]] | None:
+    """An eval's per-image CSV as {image: {"bpp", "psnr", "ms-ssim": arrays over the
+    settings}}; None if there is none (a published reference curve) or it is unreadable."""
+    try:
+        with open(path, newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        found: dict[str, list] = {}
+        for r in rows:
+            found.setdefault(r["image"], []).append((float(r["bpp"]), float(r["psnr"]), float(r["ms_ssim"])))
+    except (OSError, KeyError, ValueError):
+        return None
+    out = {}
+    for image, points in found.items():
+        a = np.array(points, dtype=np.float64)
+        out[image] = {"bpp": a[:, 0], "psnr": a[:, 1], "ms-ssim": np.array([ms_ssim_db(v) for v in a[:, 2]])}
+    return out
+
+
+def per_image_bd(anchor: dict, test: dict, metric: str) -> tuple[float, int, int]:
+    """Each image's own BD-rate of ``test`` against ``anchor`` (both read_per_image
+    results), averaged over the images as rate ratios (the geometric mean of 1 + BD, so
+    that A against B is the mirror of B against A and one image's +900% does not swamp
+    the rest): (mean %, images with a BD-rate, images both curves hold).
+
+    Unlike the BD-rate of the mean curves, it does not depend on how a codec's settings
+    share bits between easy and hard images: a bitrate setting (JPEG 2000's here) gives
+    every image the same bpp, a quality setting gives easy images far fewer, and mean
+    curves charge the second for it although it needs no more bits on any image."""
+    images = sorted(set(anchor) & set(test))
+    vals = [bd_rate(anchor[i]["bpp"], anchor[i][metric], test[i]["bpp"], test[i][metric]) for i in images]
+    logs = [math.log1p(v / 100.0) for v in vals if not math.isnan(v)]
+    mean = (math.expm1(float(np.mean(logs))) * 100.0) if logs else float("nan")
+    return mean, len(logs), len(images)
+
+
+def bd_table_per_image(curves: dict[str, dict], per_image: dict[str, dict | None], anchor: str) -> str:
+    """The BD-rates of every curve against ``anchor`` image by image, averaged."""
+    lines = [f"BD-rate against {curves[anchor]['name']}, image by image (each image's BD-rate, averaged as a "
+             "geometric mean of the rate ratios; negative: fewer bits at equal quality)", "",
+             "| codec | BD-rate PSNR-RGB | BD-rate MS-SSIM-RGB (dB) |", "| --- | ---: | ---: |"]
+    ref = per_image.get(anchor)
+    for key, data in curves.items():
+        vals = []
+        for metric in ("psnr", "ms-ssim"):
+            if ref is None or per_image.get(key) is None:
+                who = "the anchor" if ref is None else "this curve"
+                vals.append(f"n/a (no per-image results for {who})")
+                continue
+            mean, n, total = per_image_bd(ref, per_image[key], metric)
+            if math.isnan(mean) and not total:
+                vals.append("n/a (no image in common)")
+            elif math.isnan(mean):
+                first = min(set(ref) & set(per_image[key]))
+                a, t = ((c[first]["bpp"], c[first][metric]) for c in (ref, per_image[key]))
+                vals.append(f"n/a (no image has one; {first}: {na_reason(a, t, metric)})")
+            else:
+                vals.append(f"{mean:+.1f}%" + ("" if n == total else f" ({n} of {total} images)"))
         lines.append(f"| {data['name']} | {vals[0]} | {vals[1]} |")
     return "\n".join(lines) + "\n"
 
