@@ -197,6 +197,40 @@ def test_area_sampling_draws_crops_in_proportion_to_image_area(image_folder):
         CropDataset(image_folder, crop=32, sampling="pixels")
 
 
+def test_oversample_draws_matching_images_more_often(image_folder, tmp_path, capsys):
+    from licodec.train.data import CropDataset
+    from licodec.train.loop import parse_oversample
+    warnings = []
+    plain = CropDataset(image_folder, crop=32, sampling="area", warn=lambda m: None)
+    data = CropDataset(image_folder, crop=32, sampling="area", warn=warnings.append,
+                       oversample={"a*.png": 3.0, "none-*": 2.0})
+    assert data.names == plain.names and "a0.png" in data.names
+    hit = np.array([n.startswith("a") for n in data.names])
+    ratio = (data.weights / plain.weights) / (data.weights / plain.weights)[~hit][0]
+    assert np.allclose(ratio[hit], 3.0) and np.allclose(ratio[~hit], 1.0)
+    assert data.weights.sum() == pytest.approx(1.0)
+    assert [w for w in warnings if w.startswith("--oversample")] == ["--oversample none-*: no training image matches"]
+    uniform = CropDataset(image_folder, crop=32, warn=lambda m: None, oversample={"big.png": 4})
+    assert uniform.weights[uniform.names.index("big.png")] == pytest.approx(4 / (len(uniform.names) + 3))
+    assert parse_oversample("photo-*=2, bsds-*=0.5") == {"photo-*": 2.0, "bsds-*": 0.5}
+    assert parse_oversample(None) == {} and parse_oversample("") == {}
+    for bad in ("photo-*", "photo-*=0", "=2", "photo-*=x"):
+        code = main(["train", "--data", str(image_folder), "--out", str(tmp_path / "r"), "--oversample", bad])
+        assert code != 0
+        assert "--oversample takes GLOB=FACTOR" in capsys.readouterr().err
+        assert not (tmp_path / "r").exists()
+    # a run says what share of its crops the glob gets, and a resume keeps the setting
+    args = ["train", "--data", str(image_folder), "--out", str(tmp_path / "r"), "--N", "8", "--crop", "32",
+            "--batch", "2", "--steps", "2", "--no-progress", "--sampling", "area"]
+    assert main(args + ["--oversample", "big.png=3"]) == 0
+    area = {n: img.shape[0] * img.shape[1] for n, img in zip(plain.names, plain.images)}
+    share = 3 * area["big.png"] / (sum(area.values()) + 2 * area["big.png"])
+    assert f"--oversample big.png=3: {share:.0%} of the crops" in capsys.readouterr().out
+    args[args.index("--steps") + 1] = "3"
+    assert main(args + ["--resume"]) == 0
+    assert "--oversample big.png=3" in capsys.readouterr().out
+
+
 def test_hyperprior_trains_from_bls2017_weights_exports_and_codes(tmp_path, image_folder):
     from licodec.models import build_model
     from licodec.zoo.artifact import save_artifact

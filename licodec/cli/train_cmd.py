@@ -50,6 +50,9 @@ def add_arguments(p):
     opt("--crop", "side of the square training crops, a multiple of 16", type=int)
     opt("--sampling", "draw crops from every image equally often, or in proportion to image area",
         choices=["image", "area"])
+    p.add_argument("--oversample", metavar="GLOB=FACTOR[,...]",
+                   help="draw the training images whose file names match GLOB FACTOR times as often "
+                        "as --sampling alone would (e.g. 'photo-*=2'; default: none)")
     opt("--batch", "crops per step", type=int)
     opt("--steps", "total steps (a resumed run continues to this)", type=int)
     opt("--lr", "learning rate", type=float)

@@ -25,6 +25,9 @@ class TrainConfig:
     balance: float = 0.0
     crop: int = 256
     sampling: str = "image"  # draw crops from images uniformly, or in proportion to their area
+    # "GLOB=FACTOR[,GLOB=FACTOR...]": images whose file names match are drawn FACTOR
+    # times as often (e.g. "photo-*=2")
+    oversample: str | None = None
     batch: int = 8
     steps: int = 100_000
     lr: float = 1e-4

@@ -1,6 +1,7 @@
 """Training crops from any folder of PNG / JPEG images, held in memory as uint8."""
 from __future__ import annotations
 
+import fnmatch
 from pathlib import Path
 
 import numpy as np
@@ -20,15 +21,24 @@ class CropDataset:
     Images smaller than the crop are reflect-padded when both sides are at least half
     the crop and skipped otherwise; unreadable files are skipped with a warning. Each
     rank of a distributed run takes every world_size-th image (its own shard).
+
+    ``oversample``: {glob: factor}; an image whose file name matches a glob is drawn
+    ``factor`` times as often as its sampling alone would draw it (the factors of
+    several matching globs multiply).
     """
 
     def __init__(self, folder: str | Path, crop: int = 256, rank: int = 0, world_size: int = 1,
-                 warn=print, sampling: str = "image"):
+                 warn=print, sampling: str = "image", oversample: dict[str, float] | None = None):
         if sampling not in ("image", "area"):
             raise ValueError(f"sampling must be 'image' or 'area', got {sampling!r}")
+        oversample = dict(oversample or {})
+        for pattern, factor in oversample.items():
+            if not factor > 0:
+                raise ValueError(f"oversampling factor of {pattern!r} must be positive, got {factor:g}")
         self.crop = int(crop)
         self.sampling = sampling
         self.images: list[np.ndarray] = []
+        self.names: list[str] = []
         self.skipped: list[str] = []
         for path in list_images(folder)[rank::world_size]:
             try:
@@ -44,6 +54,7 @@ class CropDataset:
                 img = np.pad(img, ((0, max(0, self.crop - h)), (0, max(0, self.crop - w)), (0, 0)),
                              mode="reflect")
             self.images.append(img)
+            self.names.append(path.name)
         for msg in self.skipped:
             warn(f"skipped {msg}")
         if not self.images:
@@ -51,7 +62,13 @@ class CropDataset:
         area = np.array([img.shape[0] * img.shape[1] for img in self.images], dtype=np.float64)
         # "image": every image equally often; "area": every pixel equally likely to be
         # in a crop, so that large photographs count for their size
-        self.weights = None if sampling == "image" else area / area.sum()
+        weights = np.ones_like(area) if sampling == "image" else area
+        for pattern, factor in oversample.items():
+            hits = np.array([fnmatch.fnmatch(n, pattern) for n in self.names])
+            if not hits.any():
+                warn(f"--oversample {pattern}: no training image matches")
+            weights = np.where(hits, weights * factor, weights)
+        self.weights = None if sampling == "image" and not oversample else weights / weights.sum()
 
     def __len__(self) -> int:
         return len(self.images)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import fnmatch
 import math
 import os
 import shutil
@@ -311,6 +312,22 @@ def check_config(cfg: TrainConfig) -> None:
         raise LicodecError(f"--lmbdas must be positive, got {cfg.lmbdas[0]:g}:{cfg.lmbdas[1]:g}")
     if cfg.batch < 1 or cfg.steps < 1 or cfg.lr <= 0:
         raise LicodecError("--batch, --steps and --lr must be positive")
+    parse_oversample(cfg.oversample)
+
+
+def parse_oversample(text: str | None) -> dict[str, float]:
+    """"photo-*=2,bsds-*=0.5" -> {"photo-*": 2.0, "bsds-*": 0.5}."""
+    found = {}
+    for item in filter(None, (t.strip() for t in (text or "").split(","))):
+        pattern, eq, factor = item.rpartition("=")
+        try:
+            value = float(factor)
+        except ValueError:
+            value = float("nan")
+        if not eq or not pattern or not value > 0:
+            raise LicodecError(f"--oversample takes GLOB=FACTOR with a positive factor, got {item!r}")
+        found[pattern] = value
+    return found
 
 
 def resume_config(cfg: TrainConfig, explicit: set[str]) -> TrainConfig:
@@ -424,7 +441,7 @@ def _train(cfg: TrainConfig, log, ddp, out: Path) -> Path:
     variable_rate = hasattr(model, "quality_range")
     lmbda_mid = math.sqrt(model.config.lmbda_min * model.config.lmbda_max) if variable_rate else None
     data = CropDataset(cfg.data, cfg.crop, ddp.rank, ddp.world, warn=log if ddp.main else (lambda m: None),
-                       sampling=cfg.sampling)
+                       sampling=cfg.sampling, oversample=parse_oversample(cfg.oversample))
     if ddp.main:
         log(f"{len(data)} training images per rank, {ddp.world} rank(s), model {cfg.model} "
             f"(N={model.config.N}, M={model.config.M}), "
@@ -432,6 +449,9 @@ def _train(cfg: TrainConfig, log, ddp, out: Path) -> Path:
                f"{model.config.lmbda_min:g}..{model.config.lmbda_max:g}" if variable_rate else f"lambda {cfg.lmbda}")
             + (f" (losses weighted by (lambda_mid / lambda)^{cfg.balance:g})" if cfg.balance else "")
             + f", {cfg.metric}")
+        for pattern, factor in parse_oversample(cfg.oversample).items():
+            share = sum(w for n, w in zip(data.names, data.weights) if fnmatch.fnmatch(n, pattern))
+            log(f"--oversample {pattern}={factor:g}: {share:.0%} of the crops from the images it matches")
 
     log_path = out / LOG_NAME
     if ddp.main and not log_path.exists():
