@@ -6,7 +6,9 @@ Here, pack what the other machine needs into one folder (kept small enough to co
         --data ../shared/data/train --budget-mb 44 --wheels
 
     -> .remote/init.safetensors (the weights, float16), .remote/data/ (a random subset of
-       the training images, drawn in proportion to their area, within --budget-mb),
+       the training images, drawn in proportion to their area, within --budget-mb; with
+       --region 448, a random 448x448 part of each, so that about three times as many
+       images fit),
        .remote/wheels/ (licodec's dependencies that a PyTorch image lacks, for Python 3.12)
 
 There, from a copy of this repository with .remote/ in it:
@@ -59,16 +61,28 @@ def pack(args) -> int:
     atomic_write(out / "init.safetensors", save_artifact(model, info), force=True)
 
     paths = list_images(args.data)
-    areas = np.array([np.prod(Image.open(p).size) for p in paths], dtype=float)
+    sizes = [Image.open(p).size for p in paths]
+    region = args.region
+    # what each image may put in: its area, or the part of it a region crop keeps
+    areas = np.array([min(w, region or w) * min(h, region or h) for w, h in sizes], dtype=float)
+    weights = areas * np.array([_oversample_factor(p.name, args.oversample) for p in paths])
     rng = np.random.default_rng(args.seed)
-    order = rng.choice(len(paths), size=len(paths), replace=False, p=areas / areas.sum())
+    order = rng.choice(len(paths), size=len(paths), replace=False, p=weights / weights.sum())
     budget, used, taken = args.budget_mb * 1e6, 0, 0
     for i in order:
-        size = paths[i].stat().st_size
-        if used + size > budget:
+        (w, h), target = sizes[i], out / "data" / (paths[i].stem + ".webp")
+        if region and (w > region or h > region):  # a random region, stored losslessly
+            left, top = rng.integers(w - min(w, region) + 1), rng.integers(h - min(h, region) + 1)
+            with Image.open(paths[i]) as im:
+                crop = im.convert("RGB").crop((left, top, left + min(w, region), top + min(h, region)))
+            crop.save(target, lossless=True, method=4)
+        else:
+            shutil.copyfile(paths[i], target.with_suffix(paths[i].suffix))
+            target = target.with_suffix(paths[i].suffix)
+        if used + target.stat().st_size > budget:
+            target.unlink()
             continue
-        shutil.copyfile(paths[i], out / "data" / paths[i].name)
-        used += size
+        used += target.stat().st_size
         taken += 1
     if args.wheels:
         pins = ["constriction==" + _version("constriction"), "pytorch-msssim==" + _version("pytorch-msssim")]
@@ -80,6 +94,17 @@ def pack(args) -> int:
     print(f"{out}: {taken} of {len(paths)} images ({used / 1e6:.1f} MB), init weights of step "
           f"{info.get('steps')}, {total / 2**20:.1f} MiB in all")
     return 0
+
+
+def _oversample_factor(name: str, spec: str | None) -> float:
+    """The --oversample factor (licodec train's syntax, GLOB=FACTOR,...) of a file name."""
+    import fnmatch
+    factor = 1.0
+    for item in filter(None, (spec or "").split(",")):
+        pattern, _, value = item.strip().rpartition("=")
+        if fnmatch.fnmatch(name, pattern):
+            factor *= float(value)
+    return factor
 
 
 def _version(name: str) -> str:
@@ -133,6 +158,11 @@ def main(argv=None) -> int:
     a.add_argument("--budget-mb", type=float, default=44.0, help="size of the data subset")
     a.add_argument("--wheels", action="store_true", help="also download constriction and pytorch-msssim")
     a.add_argument("--seed", type=int, default=0)
+    a.add_argument("--region", type=int, default=0,
+                   help="keep a random REGION x REGION part of each larger image (lossless WebP), so that "
+                        "the budget holds more images (0: whole images)")
+    a.add_argument("--oversample", help="GLOB=FACTOR,...: draw matching images FACTOR times as often "
+                                        "into the subset (pass the same to run after --)")
     a.add_argument("--out", default=str(PACK))
     b = sub.add_parser("run", help="there: train for --minutes, export to --out")
     b.add_argument("--pack", default=str(PACK))
