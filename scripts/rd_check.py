@@ -29,6 +29,7 @@ import numpy as np
 from licodec.codec import decode_array, encode_array
 from licodec.eval.bdrate import bd_rate
 from licodec.eval.metrics import ms_ssim, ms_ssim_db, psnr
+from licodec.eval.runner import per_image_bd, read_per_image
 from licodec.imageio import list_images, load_rgb
 from licodec.train.loop import load_trained
 from licodec.zoo.artifact import load_artifact, load_artifact_bytes, save_artifact
@@ -42,6 +43,7 @@ def load(path: str):
 
 
 def measure(art, images, qualities) -> list[dict]:
+    """Mean points per quality; each point's "images" holds (bpp, PSNR, MS-SSIM) per image."""
     points = []
     for q in qualities if art.hyperprior else [None]:
         rows = []
@@ -50,8 +52,18 @@ def measure(art, images, qualities) -> list[dict]:
             rec = decode_array(data, art)
             rows.append((8.0 * len(data) / (img.shape[0] * img.shape[1]), psnr(img, rec), ms_ssim(img, rec)))
         bpp, p, m = np.mean(rows, axis=0)
-        points.append({"quality": q, "bpp": bpp, "psnr": p, "ms_ssim": m, "ms_ssim_db": ms_ssim_db(m)})
+        points.append({"quality": q, "bpp": bpp, "psnr": p, "ms_ssim": m, "ms_ssim_db": ms_ssim_db(m),
+                       "images": {name: row for (name, _), row in zip(images, rows)}})
     return points
+
+
+def per_image_curves(points: list[dict]) -> dict[str, dict[str, np.ndarray]]:
+    """The points' per-image results in read_per_image's form."""
+    out = {}
+    for name in points[0]["images"]:
+        a = np.array([p["images"][name] for p in points], dtype=np.float64)
+        out[name] = {"bpp": a[:, 0], "psnr": a[:, 1], "ms-ssim": np.array([ms_ssim_db(v) for v in a[:, 2]])}
+    return out
 
 
 def reference_curves(folder: Path, names: set[str]) -> dict[str, dict]:
@@ -69,8 +81,10 @@ def reference_curves(folder: Path, names: set[str]) -> dict[str, dict]:
                             ms_ssim_db(np.mean([float(r["ms_ssim"]) for r in rows]))))
         if len(pts) >= 2:
             pts.sort()
+            per_image = read_per_image(path) or {}
             curves[path.name[: -len("-per-image.csv")]] = {
-                "bpp": [p[0] for p in pts], "psnr": [p[1] for p in pts], "msdb": [p[2] for p in pts]}
+                "bpp": [p[0] for p in pts], "psnr": [p[1] for p in pts], "msdb": [p[2] for p in pts],
+                "per_image": {k: v for k, v in per_image.items() if k in names}}
     return curves
 
 
@@ -110,11 +124,18 @@ def main(argv=None) -> int:
 
 
 def report(label: str, points: list[dict], refs: dict[str, dict]) -> None:
+    """BD-rates against each reference: of the mean curves, and image by image (the
+    geometric mean of the images' own BD-rates, as licodec eval's second table)."""
     rate = [p["bpp"] for p in points]
+    mine = per_image_curves(points) if "images" in points[0] else {}
     for name, ref in refs.items():
         bd_p = bd_rate(ref["bpp"], ref["psnr"], rate, [p["psnr"] for p in points])
         bd_m = bd_rate(ref["bpp"], ref["msdb"], rate, [p["ms_ssim_db"] for p in points])
-        print(f"  {label} vs {name}: BD-rate PSNR {bd_p:+.1f}%, MS-SSIM {bd_m:+.1f}%")
+        line = f"  {label} vs {name}: BD-rate PSNR {bd_p:+.1f}%, MS-SSIM {bd_m:+.1f}%"
+        if mine and ref.get("per_image"):
+            (ip, n, total), (im, _, _) = (per_image_bd(ref["per_image"], mine, m) for m in ("psnr", "ms-ssim"))
+            line += f"; image by image {ip:+.1f}%, {im:+.1f}% ({n} of {total} images)"
+        print(line)
 
 
 def per_rate(points: list[dict], ref: dict, name: str) -> tuple[int, int]:
