@@ -28,8 +28,8 @@ def add_eval(p):
     p.add_argument("--jobs", "-j", type=int, default=1, help="worker processes")
     p.add_argument("--reference", action="append", default=[], help="published curve (CompressAI JSON)")
     p.add_argument("--anchor", default=None,
-                   help="codec(s) the BD-rates are measured against, comma-separated, one table each "
-                        "(default jpeg)")
+                   help="codec(s) the BD-rates are measured against, comma-separated; two tables each, "
+                        "of the mean curves and image by image (default jpeg)")
     p.add_argument("--limit", type=int, help="use only the first N images")
     p.add_argument("--force", "-f", action="store_true",
                    help="replace the curves of these codecs that an earlier run left in --out")
