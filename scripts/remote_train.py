@@ -27,6 +27,7 @@ Adam's state does not travel (each side starts it afresh, with --warmup steps of
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import os
 import shutil
 import signal
@@ -48,7 +49,7 @@ def pack(args) -> int:
 
     sys.path.insert(0, str(ROOT))
     from licodec.imageio import atomic_write, list_images
-    from licodec.train.loop import load_trained
+    from licodec.train.loop import load_trained, parse_oversample
     from licodec.zoo.artifact import save_artifact
 
     out = Path(args.out)
@@ -65,7 +66,9 @@ def pack(args) -> int:
     region = args.region
     # what each image may put in: its area, or the part of it a region crop keeps
     areas = np.array([min(w, region or w) * min(h, region or h) for w, h in sizes], dtype=float)
-    weights = areas * np.array([_oversample_factor(p.name, args.oversample) for p in paths])
+    weights = areas.copy()
+    for pattern, factor in parse_oversample(args.oversample).items():  # licodec train's syntax
+        weights *= np.array([factor if fnmatch.fnmatch(p.name, pattern) else 1.0 for p in paths])
     rng = np.random.default_rng(args.seed)
     order = rng.choice(len(paths), size=len(paths), replace=False, p=weights / weights.sum())
     budget, used, taken = args.budget_mb * 1e6, 0, 0
@@ -94,17 +97,6 @@ def pack(args) -> int:
     print(f"{out}: {taken} of {len(paths)} images ({used / 1e6:.1f} MB), init weights of step "
           f"{info.get('steps')}, {total / 2**20:.1f} MiB in all")
     return 0
-
-
-def _oversample_factor(name: str, spec: str | None) -> float:
-    """The --oversample factor (licodec train's syntax, GLOB=FACTOR,...) of a file name."""
-    import fnmatch
-    factor = 1.0
-    for item in filter(None, (spec or "").split(",")):
-        pattern, _, value = item.strip().rpartition("=")
-        if fnmatch.fnmatch(name, pattern):
-            factor *= float(value)
-    return factor
 
 
 def _version(name: str) -> str:

@@ -70,6 +70,13 @@ class CropDataset:
             weights = np.where(hits, weights * factor, weights)
         self.weights = None if sampling == "image" and not oversample else weights / weights.sum()
 
+    def share(self, pattern: str) -> float:
+        """The fraction of crops drawn from the images whose file names match ``pattern``."""
+        hits = [fnmatch.fnmatch(n, pattern) for n in self.names]
+        if self.weights is None:
+            return sum(hits) / len(hits)
+        return float(sum(w for w, hit in zip(self.weights, hits) if hit))
+
     def __len__(self) -> int:
         return len(self.images)
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import csv
-import fnmatch
 import math
 import os
 import shutil
@@ -450,8 +449,7 @@ def _train(cfg: TrainConfig, log, ddp, out: Path) -> Path:
             + (f" (losses weighted by (lambda_mid / lambda)^{cfg.balance:g})" if cfg.balance else "")
             + f", {cfg.metric}")
         for pattern, factor in parse_oversample(cfg.oversample).items():
-            share = sum(w for n, w in zip(data.names, data.weights) if fnmatch.fnmatch(n, pattern))
-            log(f"--oversample {pattern}={factor:g}: {share:.0%} of the crops from the images it matches")
+            log(f"--oversample {pattern}={factor:g}: {data.share(pattern):.0%} of the crops from the images it matches")
 
     log_path = out / LOG_NAME
     if ddp.main and not log_path.exists():
