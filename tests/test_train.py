@@ -281,6 +281,46 @@ def test_a_reranged_hyperprior_keeps_its_gains_at_the_same_lambdas():
         model.reranged(lmbda_min=0.1)
 
 
+def test_a_widened_hyperprior_computes_what_it_did_and_its_new_channels_train():
+    from licodec.codec import decode_array, encode_array
+    from licodec.models import build_model
+    from licodec.zoo.artifact import load_artifact_bytes, save_artifact
+    torch.manual_seed(0)
+    model = build_model("bls2017-hp", N=8, M=8, quality_min=1, quality_max=5, lmbda_min=0.001, lmbda_max=0.016)
+    with torch.no_grad():  # trained-looking GDNs: channels normalised by each other
+        for gdn in (model.g_a[5], model.g_s[0]):
+            gdn.gamma_reparam.add_(0.1 * torch.rand_like(gdn.gamma_reparam))
+        model.log_gains.normal_(0, 0.3)
+    new = model.widened(12, torch.Generator().manual_seed(1))
+    assert new.config.M == 12 and new.log_gains.shape == (5, 12)
+    new.check_exact()
+    model.eval(), new.eval()
+    x = torch.rand(1, 3, 64, 64)
+    q = torch.tensor([3.5])
+    with torch.no_grad():
+        y_old, y_new = model.analyse(x, q), new.analyse(x, q)
+        assert torch.allclose(y_new[:, :8], y_old, atol=1e-6) and y_new[:, 8:].abs().max() > 0
+        # whatever the new channels hold, the synthesis reads the old ones only
+        filled = torch.cat([y_old, 50 * torch.randn_like(y_new[:, 8:])], 1)
+        assert torch.allclose(new.synthesise(filled, q), model.synthesise(y_old, q), atol=1e-5)
+        out_old, out_new = model(x, q, training=False), new(x, q, training=False)
+    assert torch.allclose(out_new.likelihoods[:, :8], out_old.likelihoods, atol=1e-5)
+    assert torch.allclose(out_new.x_hat, out_old.x_hat, atol=1e-5)
+    # real coding: the old channels' symbols, so the same image up to float rounding
+    img = smooth_image(64, 96, seed=3)
+    a_old, a_new = (load_artifact_bytes(save_artifact(m, {"name": "t"})) for m in (model, new))
+    dec_old = decode_array(encode_array(img, a_old, 3.5), a_old)
+    dec_new = decode_array(encode_array(img, a_new, 3.5), a_new)
+    assert np.abs(dec_old.astype(int) - dec_new.astype(int)).max() <= 1
+    # the rate term reaches the new analysis filters at once
+    new.train()
+    out = new(x, torch.tensor([5.0]), training=True)
+    (-torch.log2(out.likelihoods).sum()).backward()
+    assert new.g_a[4].weight.grad[8:].abs().sum() > 0
+    with pytest.raises(ValueError, match="grows the latents"):
+        model.widened(8)
+
+
 def test_a_resume_with_another_quality_range_moves_the_run_and_keeps_the_earlier_checkpoint(
         tmp_path, image_folder, capsys):
     out = tmp_path / "hp"

@@ -149,6 +149,57 @@ class MeanScaleHyperprior(EntropyModelParameters, nn.Module):
         new.load_state_dict(state)
         return new
 
+    def widened(self, M: int, generator: torch.Generator | None = None,
+                filter_scale: float = 0.03) -> "MeanScaleHyperprior":
+        """A copy with ``M`` latent channels instead of ``config.M`` that computes what
+        this model computes (Net2Net-style growth, so that training goes on from here).
+
+        The new channels enter nothing the old ones compute: the synthesis and h_a read
+        them with zero weights, and the latent GDN / IGDN normalise old channels by old
+        channels only. The analysis writes them with random filters of ``filter_scale``
+        times the old filters' spread, so that training finds a gradient for them at
+        once. Their gains start at the mean of the old channels', their table indexes
+        are those of old channel i mod config.M, their means zero."""
+        old_m = self.config.M
+        if M <= old_m:
+            raise ValueError(f"widened() grows the latents: M={M} is not above {old_m}")
+        config = ModelConfig.from_dict({**self.config.to_dict(), "M": M})
+        new = MeanScaleHyperprior(config)
+        state = {k: v.detach().clone() for k, v in self.state_dict().items()}
+        extra = M - old_m
+        copy_of = torch.arange(extra) % old_m
+
+        def rows(t: Tensor, added: Tensor) -> Tensor:
+            return torch.cat([t, added.to(t.dtype)], 0)
+
+        for key in ("log_gains", "log_inverse_gains"):
+            t = state[key]
+            if t.shape[1] == old_m:  # per-channel gains (a scalar gain needs no change)
+                state[key] = torch.cat([t, t.mean(1, keepdim=True).repeat(1, extra)], 1)
+        w = state["g_a.4.weight"]
+        noise = torch.randn((extra,) + w.shape[1:], generator=generator)
+        state["g_a.4.weight"] = rows(w, noise * w.std() * filter_scale)
+        state["g_a.4.bias"] = rows(state["g_a.4.bias"], torch.zeros(extra))
+        zero_gamma = new.g_a[5].gamma_param.init(torch.zeros(()))
+        for gdn in ("g_a.5", "g_s.0"):
+            beta = state[f"{gdn}.beta_reparam"]
+            state[f"{gdn}.beta_reparam"] = rows(beta, beta[copy_of])
+            gamma = state[f"{gdn}.gamma_reparam"]
+            grown = torch.full((M, M), float(zero_gamma), dtype=gamma.dtype)
+            grown[:old_m, :old_m] = gamma
+            grown[old_m:, old_m:].fill_diagonal_(float(gamma.diagonal().median()))
+            state[f"{gdn}.gamma_reparam"] = grown
+        w = state["g_s.1.weight"]  # transposed conv: (in = M, out = N, k, k)
+        state["g_s.1.weight"] = rows(w, torch.zeros((extra,) + w.shape[1:]))
+        w = state["h_a.0.weight"]  # (N, M, 3, 3)
+        state["h_a.0.weight"] = torch.cat([w, torch.zeros((w.shape[0], extra) + w.shape[2:], dtype=w.dtype)], 1)
+        for key in ("h_s_index.weight", "h_s_index.bias"):
+            state[key] = rows(state[key], state[key][copy_of])
+        for key in ("h_s_mean.weight", "h_s_mean.bias"):
+            state[key] = rows(state[key], torch.zeros((extra,) + state[key].shape[1:]))
+        new.load_state_dict(state)
+        return new
+
     # -- training ----------------------------------------------------------------------
     def forward(self, x: Tensor, quality: Tensor, training: bool | None = None,
                 quantizer: str = "mixed") -> RDOutput:
