@@ -33,11 +33,12 @@ def main():
     config = ModelConfig.from_dict(ckpt["model_config"])
     if config.architecture != "bls2017-hp":
         sys.exit(f"widen_latents: {args.checkpoint} holds a {config.architecture} model, not bls2017-hp")
-    if args.M <= config.M:
-        sys.exit(f"widen_latents: --M {args.M} is not above the checkpoint's {config.M}")
     old = build_from_config(config)
     old.load_state_dict(ckpt["model"])
-    new = old.widened(args.M, torch.Generator().manual_seed(args.seed), filter_scale=args.filter_scale)
+    try:
+        new = old.widened(args.M, torch.Generator().manual_seed(args.seed), filter_scale=args.filter_scale)
+    except ValueError as e:
+        sys.exit(f"widen_latents: {e}")
     old.eval(), new.eval()
     x = torch.rand(1, 3, 128, 128, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
