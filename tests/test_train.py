@@ -451,3 +451,47 @@ def test_the_density_trains_at_its_own_learning_rate_and_old_checkpoints_resume(
     assert main(base + ["--steps", "4", "--resume", "--density-lr-scale", "5"]) == 0
     groups = torch.load(out / "checkpoint.pt", weights_only=True)["opt"]["param_groups"]
     assert len(groups) == 2 and groups[1]["lr"] == pytest.approx(5 * groups[0]["lr"])
+
+
+def test_weight_average_follows_its_recursion_and_is_what_a_run_validates_and_exports(tmp_path, image_folder, capsys):
+    from licodec.models import build_model
+    from licodec.train.loop import WeightAverage, load_trained
+    model = build_model("bls2017", 8, 8)
+    avg = WeightAverage(model, 0.75)
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)
+    avg.update()
+    for k, v in avg.state_dict().items():  # avg = 0.75 avg + 0.25 w
+        torch.testing.assert_close(v, start[k] + 0.25, rtol=0, atol=1e-6)
+
+    out = tmp_path / "run"
+    base = ["train", "--data", str(image_folder), "--out", str(out), "--N", "8", "--crop", "32",
+            "--batch", "1", "--no-progress", "--warmup", "1", "--lr", "1e-2", "--ema", "0.9"]
+    assert main(base + ["--steps", "30", "--valid", str(image_folder), "--valid-every", "30", "--valid-limit", "1"]) == 0
+    assert "started from the current weights" in capsys.readouterr().out
+    ckpt = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert set(ckpt["ema"]) == set(ckpt["model"])
+    key = "g_a.0.weight"
+    raw, ema = ckpt["model"][key], ckpt["ema"][key]
+    assert (raw - ema).abs().max() > 1e-3  # 30 steps at 1e-2: the average lags the weights
+
+    def dist(path, ref):
+        got = load_trained(path)[0].state_dict()[key] if str(path).endswith(".safetensors") else path
+        return float((got - ref).abs().max())
+    exported = out / "model.safetensors"
+    assert dist(exported, ema) < 1e-2 * dist(exported, raw)
+    assert main(["export", str(out / "checkpoint.pt"), str(tmp_path / "avg.safetensors"), "--name", "avg"]) == 0
+    assert "moving average (decay 0.9)" in capsys.readouterr().out
+    assert main(["export", str(out / "checkpoint.pt"), str(tmp_path / "raw.safetensors"), "--name", "raw", "--raw"]) == 0
+    assert dist(tmp_path / "avg.safetensors", ema) < 1e-2 * dist(tmp_path / "avg.safetensors", raw)
+    assert dist(tmp_path / "raw.safetensors", raw) < 1e-2 * dist(tmp_path / "raw.safetensors", ema)
+
+    assert main(base + ["--steps", "40", "--resume"]) == 0
+    assert "continued from the checkpoint" in capsys.readouterr().out
+    resumed = torch.load(out / "checkpoint.pt", weights_only=True)["ema"][key]
+    assert 0 < float((resumed - ema).abs().max())  # the average went on updating after the resume
+    assert main(["train", "--data", str(image_folder), "--out", str(tmp_path / "bad"), "--ema", "1.5",
+                 "--no-progress"]) == 3
+    assert "--ema must lie in 0..1" in capsys.readouterr().err

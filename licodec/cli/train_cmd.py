@@ -62,6 +62,8 @@ def add_arguments(p):
     opt("--warmup", "steps of linear learning-rate warm-up", type=int)
     opt("--decay-at", "fraction of the steps after which the learning rate drops 10x", type=float)
     opt("--clip", "gradient norm clip (0: off)", type=float)
+    opt("--ema", "keep a moving average of the weights with this decay (e.g. 0.9995; 0: off), "
+                 "validated and exported in their place", type=float)
     opt("--device", "cpu, cuda, cuda:1, ...")
     p.add_argument("--no-bf16", dest="bf16", action="store_const", const=False, default=None,
                    help="train in float32 (default: bf16 autocast)")

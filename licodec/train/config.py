@@ -36,6 +36,9 @@ class TrainConfig:
     warmup: int = 200
     decay_at: float = 0.85  # lr drops 10x after this fraction of the steps
     clip: float = 1.0
+    # decay of an exponential moving average of the weights, kept beside them (0: off);
+    # when on, validation and export use the average
+    ema: float = 0.0
     device: str = "cpu"
     bf16: bool = True
     channels_last: bool = True

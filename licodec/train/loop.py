@@ -232,7 +232,7 @@ def change_range(ckpt: dict, ckpt_path: Path, cfg: TrainConfig, log=print) -> di
     if not before.exists():
         shutil.copyfile(ckpt_path, before)
     was = {"qualities": list(old.quality_range), "lmbdas": [old.config.lmbda_min, old.config.lmbda_max]}
-    ckpt = {**ckpt, "model": new.state_dict(), "model_config": new.config.to_dict(),
+    ckpt = {**ckpt, "model": new.state_dict(), "model_config": new.config.to_dict(), "ema": None,
             "changes": list(ckpt.get("changes", [])) + [{"until_step": int(ckpt["step"]), **was}]}
     tmp = ckpt_path.with_suffix(".tmp")
     torch.save(ckpt, tmp)
@@ -243,9 +243,10 @@ def change_range(ckpt: dict, ckpt_path: Path, cfg: TrainConfig, log=print) -> di
     return ckpt
 
 
-def load_trained(path) -> tuple:
+def load_trained(path, raw: bool = False) -> tuple:
     """(model in float32 on the CPU, its run info) from a training checkpoint (.pt) or an
-    exported model file; ModelError for a missing or foreign file."""
+    exported model file; ModelError for a missing or foreign file. A checkpoint that keeps
+    a moving average of its weights (``--ema``) gives the average, unless ``raw``."""
     from ..errors import ModelError
     from ..models import ModelConfig
     from ..zoo.artifact import load_artifact
@@ -256,12 +257,47 @@ def load_trained(path) -> tuple:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
         model = build_from_config(ModelConfig.from_dict(checkpoint_model_config(ckpt)))
-        model.load_state_dict({k: v.float() for k, v in ckpt["model"].items()})
+        state = ckpt["model"] if raw or not ckpt.get("ema") else {**ckpt["model"], **ckpt["ema"]}
+        model.load_state_dict({k: v.float() for k, v in state.items()})
     except FileNotFoundError:
         raise ModelError(f"{path}: no such checkpoint") from None
     except Exception as exc:
         raise ModelError(f"{path}: not a licodec training checkpoint ({exc})") from None
-    return model, checkpoint_info(ckpt)
+    info = checkpoint_info(ckpt)
+    if ckpt.get("ema") and not raw:
+        info["ema"] = float(ckpt.get("config", {}).get("ema") or 0.0)
+    return model, info
+
+
+class WeightAverage:
+    """An exponential moving average of a model's floating-point weights (Polyak
+    averaging): after each step, avg += (1 - decay) * (w - avg). At a small learning rate
+    the weights wander about a minimum with the noise of the gradients; their average
+    lies nearer to it than any one of them."""
+
+    def __init__(self, model, decay: float, state: dict | None = None):
+        self.decay = float(decay)
+        live = model.state_dict()
+        self.names = [k for k, v in live.items() if v.is_floating_point()]
+        self.live = [live[k] for k in self.names]
+        fits = state and all(k in state and state[k].shape == t.shape for k, t in zip(self.names, self.live))
+        start = state if fits else {}
+        self.avg = [start[k].to(t.device, torch.float32).clone() if k in start else t.detach().float().clone()
+                    for k, t in zip(self.names, self.live)]
+        self.resumed = bool(start)
+
+    @torch.no_grad()
+    def update(self) -> None:
+        torch._foreach_lerp_(self.avg, [t.float() for t in self.live], 1.0 - self.decay)
+
+    def state_dict(self) -> dict:
+        return {k: v.detach().cpu().clone() for k, v in zip(self.names, self.avg)}
+
+    def model(self, model):
+        """A copy of ``model`` (same config and device) holding the averaged weights."""
+        copy = build_from_config(model.config).to(self.avg[0].device)
+        copy.load_state_dict({**model.state_dict(), **dict(zip(self.names, self.avg))})
+        return copy
 
 
 def split_density_group(opt, density: set[int], scale: float) -> None:
@@ -311,6 +347,8 @@ def check_config(cfg: TrainConfig) -> None:
         raise LicodecError(f"--lmbdas must be positive, got {cfg.lmbdas[0]:g}:{cfg.lmbdas[1]:g}")
     if cfg.batch < 1 or cfg.steps < 1 or cfg.lr <= 0:
         raise LicodecError("--batch, --steps and --lr must be positive")
+    if not 0 <= cfg.ema < 1:
+        raise LicodecError(f"--ema must lie in 0..1 (a decay such as 0.9995; 0: off), got {cfg.ema:g}")
     parse_oversample(cfg.oversample)
 
 
@@ -436,6 +474,11 @@ def _train(cfg: TrainConfig, log, ddp, out: Path) -> Path:
         for p in model.state_dict().values():  # every rank starts from rank 0's weights
             dist.broadcast(p, 0)
     fwd = torch.compile(net) if cfg.compile else net
+    average = None
+    if cfg.ema:
+        average = WeightAverage(model, cfg.ema, ckpt.get("ema") if cfg.resume and ckpt else None)
+        log(f"moving average of the weights (decay {cfg.ema:g}) "
+            + ("continued from the checkpoint" if average.resumed else "started from the current weights"))
 
     variable_rate = hasattr(model, "quality_range")
     lmbda_mid = math.sqrt(model.config.lmbda_min * model.config.lmbda_max) if variable_rate else None
@@ -466,6 +509,8 @@ def _train(cfg: TrainConfig, log, ddp, out: Path) -> Path:
                 "opt": opt.state_dict(), "aux_opt": aux_opt.state_dict(),
                 "step": step, "wall_s": wall, "config": asdict(cfg), "rng": rngs, "history": history,
                 "changes": changes}
+        if average is not None:
+            blob["ema"] = average.state_dict()
         tmp = ckpt_path.with_suffix(".tmp")
         torch.save(blob, tmp)
         os.replace(tmp, ckpt_path)
@@ -512,6 +557,8 @@ def _train(cfg: TrainConfig, log, ddp, out: Path) -> Path:
                            forward=fwd, quantizer=cfg.quantizer, quality=quality, weight=weight,
                            before_aux_step=average_aux_grads if ddp.enabled else None)
             loss, bpp, mse, aux = r.loss, r.bpp, r.mse, r.aux
+            if average is not None:
+                average.update()
             num_pixels = x.shape[0] * x.shape[2] * x.shape[3]
             if not math.isfinite(loss.item()):
                 raise FloatingPointError(f"loss is {float(loss)} at step {step}; lower --lr")
@@ -529,8 +576,9 @@ def _train(cfg: TrainConfig, log, ddp, out: Path) -> Path:
                        "psnr": 10 * math.log10(1.0 / max(1e-10, acc["mse"] / n)), "aux": acc["aux"] / n,
                        "mpix_s": n * num_pixels * ddp.world / dt / 1e6}
                 if cfg.valid and (done % cfg.valid_every == 0 or done == cfg.steps):
-                    model.eval()
-                    row.update(validate(model, cfg.valid, cfg.valid_limit, log))
+                    judged = average.model(model) if average is not None else model
+                    judged.eval()
+                    row.update(validate(judged, cfg.valid, cfg.valid_limit, log))
                     model.train()
                 with open(log_path, "a", newline="") as fh:
                     csv.writer(fh).writerow([_fmt(row.get(k, "")) for k in LOG_FIELDS])
@@ -555,7 +603,8 @@ def _train(cfg: TrainConfig, log, ddp, out: Path) -> Path:
         save_checkpoint(cfg.steps, wall0 + time.time() - t_start)
         from ..zoo.artifact import save_artifact
         cpu_model = build_from_config(model.config)
-        cpu_model.load_state_dict({k: v.float().cpu() for k, v in model.state_dict().items()})
+        state = model.state_dict() if average is None else {**model.state_dict(), **average.state_dict()}
+        cpu_model.load_state_dict({k: v.float().cpu() for k, v in state.items()})
         info = {"name": out.name, **run_info(asdict(cfg), cfg.steps, wall0 + time.time() - t_start, history, changes)}
         atomic_write(final, save_artifact(cpu_model, info), force=True)
         log(f"exported {final}")
