@@ -70,6 +70,23 @@ def test_integer_hyper_synthesis_equals_an_int64_reference(tiny_hp_artifact):
         assert len(np.unique(ref)) > 3  # the test exercises many tables, not one
 
 
+def test_kept_integer_weights_follow_every_change_of_the_parameters(tiny_hp_artifact):
+    import copy
+    model = copy.deepcopy(tiny_hp_artifact.model)
+    z = _z_symbols(5)
+    before = model.hyper_index(z)[0]
+    assert model.h_s_index.integer_weights()[0] is model.h_s_index.integer_weights()[0]  # kept
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    state["h_s_index.bias"] += 0.5  # half an index step of 8 units: every index moves
+    model.load_state_dict(state)
+    after = model.hyper_index(z)[0]
+    assert np.array_equal(after.numpy(), _reference_index(model, z.numpy()))
+    assert not torch.equal(after, before)
+    with torch.no_grad():  # an in-place update, as an optimiser makes it
+        model.h_s_trunk[0].weight.mul_(0.5)
+    assert np.array_equal(model.hyper_index(z)[0].numpy(), _reference_index(model, z.numpy()))
+
+
 def test_table_indexes_do_not_depend_on_the_thread_count(tiny_hp_artifact):
     model = tiny_hp_artifact.model
     z = _z_symbols(7, (1, 8, 23, 31))

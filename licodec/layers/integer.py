@@ -104,9 +104,17 @@ class IntegerConv(nn.Module):
     # -- coding: exact integer arithmetic ----------------------------------------------
     def integer_weights(self) -> tuple[Tensor, Tensor]:
         """(W, b) as float64 tensors holding integers; a deterministic function of the
-        stored parameters (float -> float64 and scaling by powers of two are exact)."""
+        stored parameters (float -> float64 and scaling by powers of two are exact).
+        Kept until the parameters change (their version counters, which every in-place
+        update such as load_state_dict or an optimiser step advances)."""
+        key = (self.weight.data_ptr(), self.weight._version, self.bias.data_ptr(), self.bias._version,
+               self.acc_bits)
+        cached = self.__dict__.get("_integer_cache")
+        if cached is not None and cached[0] == key:
+            return cached[1]
         w = torch.round(self.weight.detach().double() * (1 << WEIGHT_BITS)).clamp(-WEIGHT_MAX, WEIGHT_MAX)
         b = torch.round(self.bias.detach().double() * (1 << self.acc_bits))
+        self.__dict__["_integer_cache"] = (key, (w, b))
         return w, b
 
     def accumulator_bound(self) -> float:

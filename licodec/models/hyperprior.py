@@ -254,7 +254,8 @@ class MeanScaleHyperprior(EntropyModelParameters, nn.Module):
     @torch.no_grad()
     def hyper_mean(self, features: Tensor) -> Tensor:
         """Means (float32) from the integer trunk features of ``hyper_index``."""
-        return self.h_s_mean((features / float(1 << ACT_BITS)).float())
+        f = (features / float(1 << ACT_BITS)).float()
+        return self.h_s_mean(f.contiguous(memory_format=torch.channels_last))
 
     @torch.no_grad()
     def synthesise(self, y_hat: Tensor, quality: Tensor) -> Tensor:
