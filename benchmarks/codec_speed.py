@@ -1,6 +1,6 @@
 """Encode and decode time of the variable-rate model against the paper's model, one image.
 
-    python benchmarks/codec_speed.py [--image PHOTO] [--hp MODEL] [--repeats 7]
+    python benchmarks/codec_speed.py [--image PHOTO] [--hp MODEL [MODEL ...]] [--repeats 7]
 
 The image is cut to 768x512 (the size of the Kodak images; matplotlib's sample photo,
 resized, by default). The two models are timed alternately in one process, so that both
@@ -38,15 +38,19 @@ def test_image(path: str | None) -> np.ndarray:
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--image")
-    p.add_argument("--hp", default=VARIABLE_RATE_MODEL, help="variable-rate model (name or path)")
+    p.add_argument("--hp", nargs="+", default=[VARIABLE_RATE_MODEL],
+                   help="variable-rate model(s) (names or paths), timed in the same rounds")
     p.add_argument("--reference", default="bls2017-mse-q5")
     p.add_argument("--qualities", default="2,5,8", help="qualities of the variable-rate model to time")
     p.add_argument("--repeats", type=int, default=7)
     args = p.parse_args()
     img = test_image(args.image)
-    ref, hp = resolve_model(args.reference), resolve_model(args.hp)
-    runs = [(f"{ref.model_id}", ref, None)] + [(f"{hp.model_id} q{q}", hp, float(q))
-                                               for q in args.qualities.split(",")]
+    ref = resolve_model(args.reference)
+    runs = [(f"{ref.model_id}", ref, None)]
+    for spec in args.hp:
+        hp = resolve_model(spec)
+        label = hp.model_id if len(args.hp) == 1 else f"{hp.model_id} M={hp.model.config.M}"
+        runs += [(f"{label} q{q}", hp, float(q)) for q in args.qualities.split(",")]
     times = {name: ([], []) for name, _, _ in runs}
     sizes = {}
     for rep in range(args.repeats + 1):
@@ -62,11 +66,12 @@ def main():
                 times[name][1].append(t2 - t1)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {W}x{H}, "
           f"median of {args.repeats}")
-    print(f"{'model':<26} {'bpp':>6} {'enc s':>7} {'dec s':>7} {'enc ratio':>10} {'dec ratio':>10}")
+    width = max(26, *(len(name) for name, _, _ in runs))
+    print(f"{'model':<{width}} {'bpp':>6} {'enc s':>7} {'dec s':>7} {'enc ratio':>10} {'dec ratio':>10}")
     base_e, base_d = (statistics.median(t) for t in times[runs[0][0]])
     for name, _, _ in runs:
         e, d = (statistics.median(t) for t in times[name])
-        print(f"{name:<26} {8 * sizes[name] / (W * H):>6.3f} {e:>7.3f} {d:>7.3f} {e / base_e:>9.2f}x {d / base_d:>9.2f}x")
+        print(f"{name:<{width}} {8 * sizes[name] / (W * H):>6.3f} {e:>7.3f} {d:>7.3f} {e / base_e:>9.2f}x {d / base_d:>9.2f}x")
 
 
 if __name__ == "__main__":
