@@ -255,6 +255,26 @@ def test_hyperprior_trains_from_bls2017_weights_exports_and_codes(tmp_path, imag
                  str(out / "model.safetensors"), "--quality", "2.5"]) == 0
 
 
+def test_a_run_from_a_model_keeps_its_channel_counts_unless_told_otherwise(tmp_path, image_folder, capsys):
+    from licodec.models import build_model
+    from licodec.zoo.artifact import save_artifact
+    init = tmp_path / "init.safetensors"
+    init.write_bytes(save_artifact(build_model("bls2017-hp", N=8, M=12), {"name": "init"}))
+
+    def run(name, *extra):
+        assert main(["train", "--data", str(image_folder), "--out", str(tmp_path / name), "--model", "bls2017-hp",
+                     "--crop", "64", "--batch", "1", "--steps", "1", "--quantizer", "mixed", "--init", str(init),
+                     "--no-progress", *extra]) == 0
+        return load_artifact(tmp_path / name / "model.safetensors").model.config, capsys.readouterr().out
+
+    config, out = run("same")
+    assert (config.N, config.M) == (8, 12)
+    assert "N=8, M=12" in out and "warm start: 52 of 52 tensors" in out
+    config, out = run("wider", "--M", "16")  # the latent layers start anew, the rest is loaded
+    assert (config.N, config.M) == (8, 16)
+    assert "initial values for g_a, g_s, h_a, h_s_index, h_s_mean, log_gains" in out
+
+
 def test_a_reranged_hyperprior_keeps_its_gains_at_the_same_lambdas():
     from licodec.models import build_model
     torch.manual_seed(0)

@@ -41,8 +41,10 @@ def add_arguments(p):
                         "(default: 0.0003:0.4)")
     opt("--balance", "bls2017-hp: weight each image's loss by (lambda_mid / lambda)^BALANCE, lambda_mid the "
         "geometric middle of the range, so that low rates weigh as much as high ones (0: plain)", type=float)
-    p.add_argument("--N", type=int, help="hidden channels (default: the architecture's)")
-    p.add_argument("--M", type=int, help="latent channels (default: the architecture's)")
+    p.add_argument("--N", type=int, help="hidden channels (default: those of the --init weights, "
+                                         "else the architecture's)")
+    p.add_argument("--M", type=int, help="latent channels (default: those of the --init weights, else the "
+                                         "architecture's; a different count starts the latent layers anew)")
     opt("--lmbda", "rate-distortion trade-off: loss = bpp + lmbda * 255^2 * MSE", type=float)
     opt("--metric", "distortion measure", choices=["mse", "ms-ssim"])
     opt("--quantizer", "what the synthesis sees in training: noisy latents (the paper) or rounded "

@@ -63,13 +63,47 @@ def load_weights(model, state: dict, log=print) -> None:
         + (f"; initial values for {', '.join(fresh)}" if fresh else ""))
 
 
+def _init_path(path: str) -> str:
+    from ..zoo.registry import SHIPPED, VARIABLE_RATE_MODEL, shipped_path
+    if str(path) in SHIPPED.values() or str(path) == VARIABLE_RATE_MODEL:
+        return str(shipped_path(str(path)))
+    return str(path)
+
+
+def init_widths(cfg: TrainConfig, log=print) -> tuple[int | None, int | None]:
+    """--N and --M of a new run, the --init weights' channel counts where the options do
+    not give them (for an architecture of the same family): a run started from a model
+    continues it at its own width, rather than loading only the tensors that happen to
+    fit a default width."""
+    if not cfg.init or (cfg.N is not None and cfg.M is not None):
+        return cfg.N, cfg.M
+    from ..errors import ModelError
+    from ..models import ModelConfig
+    from ..zoo.artifact import load_artifact
+    path = _init_path(cfg.init)
+    try:
+        if path.endswith(".pt"):
+            config = ModelConfig.from_dict(checkpoint_model_config(
+                torch.load(path, map_location="cpu", weights_only=True)))
+        else:
+            config = load_artifact(path).model.config
+    except (OSError, KeyError, ValueError, ModelError):
+        return cfg.N, cfg.M  # _load_init reports what is wrong with the file
+    family = {"bls2017", "bls2017-hp"}
+    if config.architecture != cfg.model and not {config.architecture, cfg.model} <= family:
+        return cfg.N, cfg.M
+    n = cfg.N if cfg.N is not None else config.N
+    m = cfg.M if cfg.M is not None else (config.M if cfg.N is None or cfg.N == config.N else None)
+    if (n, m) != (cfg.N, cfg.M):
+        log(f"channels of the --init weights: N={n}, M={m if m is not None else n} (--N / --M to change them)")
+    return n, m
+
+
 def _load_init(model, path: str, log=print) -> list[dict]:
     """Loads the weights (a checkpoint, a model file or a shipped model's name); returns
     their training history (see ``run_record``)."""
     from ..zoo.artifact import load_artifact
-    from ..zoo.registry import SHIPPED, VARIABLE_RATE_MODEL, shipped_path
-    if str(path) in SHIPPED.values() or str(path) == VARIABLE_RATE_MODEL:
-        path = str(shipped_path(str(path)))
+    path = _init_path(path)
     if str(path).endswith(".pt"):
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
         load_weights(model, ckpt["model"], log)
@@ -424,7 +458,7 @@ def _train(cfg: TrainConfig, log, ddp, out: Path) -> Path:
         ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
         model = build_from_config(ModelConfig.from_dict(checkpoint_model_config(ckpt)))
     else:
-        model = build_model(cfg.model, cfg.N, cfg.M, **hyperprior_options(cfg))
+        model = build_model(cfg.model, *init_widths(cfg, log), **hyperprior_options(cfg))
     start_step, wall0 = 0, 0.0
     history: list[dict] = []  # the runs the initial weights came from, oldest first
     changes: list[dict] = []  # settings changed by resumes (see resume_changes)
