@@ -77,7 +77,6 @@ def init_widths(cfg: TrainConfig, log=print) -> tuple[int | None, int | None]:
     fit a default width."""
     if not cfg.init or (cfg.N is not None and cfg.M is not None):
         return cfg.N, cfg.M
-    from ..errors import ModelError
     from ..models import ModelConfig
     from ..zoo.artifact import load_artifact
     path = _init_path(cfg.init)
@@ -87,8 +86,8 @@ def init_widths(cfg: TrainConfig, log=print) -> tuple[int | None, int | None]:
                 torch.load(path, map_location="cpu", weights_only=True)))
         else:
             config = load_artifact(path).model.config
-    except (OSError, KeyError, ValueError, ModelError):
-        return cfg.N, cfg.M  # _load_init reports what is wrong with the file
+    except Exception:  # noqa: BLE001 - _load_init reports what is wrong with the file
+        return cfg.N, cfg.M
     family = {"bls2017", "bls2017-hp"}
     if config.architecture != cfg.model and not {config.architecture, cfg.model} <= family:
         return cfg.N, cfg.M
