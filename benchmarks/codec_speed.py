@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -47,9 +48,11 @@ def main():
     img = test_image(args.image)
     ref = resolve_model(args.reference)
     runs = [(f"{ref.model_id}", ref, None)]
+    if len(set(args.hp)) < len(args.hp):
+        p.error("--hp names a model twice")
     for spec in args.hp:
         hp = resolve_model(spec)
-        label = hp.model_id if len(args.hp) == 1 else f"{hp.model_id} M={hp.model.config.M}"
+        label = hp.model_id if len(args.hp) == 1 else f"{Path(spec).stem} M={hp.model.config.M}"
         runs += [(f"{label} q{q}", hp, float(q)) for q in args.qualities.split(",")]
     times = {name: ([], []) for name, _, _ in runs}
     sizes = {}

@@ -192,6 +192,27 @@ def test_the_exactness_bound_holds_for_any_stored_weights_and_is_checked(tiny_hp
         bad.check_exact()
 
 
+def test_light_hyper_transforms_are_rebuilt_from_the_file_and_round_trip():
+    from licodec.models import build_model
+    torch.manual_seed(0)
+    model = build_model("bls2017-hp", N=8, M=12, hyper_channels=8, hyper_kernel=1).eval()
+    assert model.h_a[0].kernel_size == (1, 1) and model.h_s_mean.kernel_size == (1, 1)
+    art = load_artifact_bytes(save_artifact(model, {"name": "light"}))
+    assert art.model.config.hyper_kernel == 1 and art.model.h_a[0].kernel_size == (1, 1)
+    img = smooth_image(40, 56, seed=3)
+    data = encode_array(img, art, 6.0)
+    out = decode_array(data, art)
+    assert out.shape == img.shape
+    symbols, index, mu = _decoded_symbols(data, art, img.shape[:2])
+    enc = codec_module.HyperpriorEncoder(img, art)
+    y = enc.y * art.model.gains(torch.tensor([6.0]))
+    assert np.array_equal(symbols, torch.round(y - mu).to(torch.int32).numpy()[0])
+    # the default (3x3) stays out of the stored config: earlier files keep their digests
+    assert "hyper_kernel" not in build_model("bls2017-hp", N=8).config.to_dict()
+    with pytest.raises(ValueError, match="hyper_kernel"):
+        build_model("bls2017-hp", N=8, hyper_kernel=5)
+
+
 @pytest.fixture()
 def hp_model_path(tmp_path, tiny_hp_artifact_bytes):
     path = tmp_path / "tiny-hp.safetensors"

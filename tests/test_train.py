@@ -273,6 +273,9 @@ def test_a_run_from_a_model_keeps_its_channel_counts_unless_told_otherwise(tmp_p
     config, out = run("wider", "--M", "16")  # the latent layers start anew, the rest is loaded
     assert (config.N, config.M) == (8, 16)
     assert "initial values for g_a, g_s, h_a, h_s_index, h_s_mean, log_gains" in out
+    config, out = run("light", "--hyper-kernel", "1")  # 1x1 layers: those two start anew
+    assert (config.N, config.M, config.hyper_kernel) == (8, 12, 1)
+    assert "initial values for h_a, h_s_mean" in out
 
 
 def test_a_reranged_hyperprior_keeps_its_gains_at_the_same_lambdas():

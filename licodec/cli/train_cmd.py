@@ -33,6 +33,8 @@ def add_arguments(p):
         "(its lambdas come from the model's quality range; --lmbda is not used)",
         choices=["bls2017", "factorized", "bls2017-hp"])
     opt("--gains", "bls2017-hp: how the quality scales the latents", choices=["channel", "scalar"])
+    opt("--hyper-kernel", "bls2017-hp: kernel of h_a's first layer and of the means' head "
+        "(1: a ninth of their cost, for wide latents)", type=int, choices=[1, 3])
     p.add_argument("--qualities", type=_range, metavar="LO:HI",
                    help="bls2017-hp: range of the quality parameter, a learned gain vector at each integer "
                         "(default: 1:10); with --resume, moves the run's range, the gains re-interpolated")

@@ -36,6 +36,9 @@ class ModelConfig:
     lmbda_max: float | None = None
     lmbda_ref: float | None = None  # lambda the warm-start transforms were trained for
     gains: str | None = None  # "channel": a gain per latent channel; "scalar": one step size
+    # kernel of the two hyper-transform layers at the latents' resolution, h_a's first
+    # and the means' head: 3 (None; Minnen et al.) or 1 (a ninth of their cost)
+    hyper_kernel: int | None = None
 
     def to_dict(self) -> dict:
         return {k: v for k, v in asdict(self).items() if v is not None}

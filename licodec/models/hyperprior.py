@@ -55,13 +55,16 @@ class MeanScaleHyperprior(EntropyModelParameters, nn.Module):
         self.g_a, self.g_s = bls2017_transforms(N, M)
         self.downsampling_factor = 16
         self.hyper_factor = 4  # z positions per y position, each way
+        k = config.hyper_kernel or 3
+        if k not in (1, 3):
+            raise ValueError(f"hyper_kernel must be 1 or 3, got {k}")
         self.h_a = nn.Sequential(
-            _conv(M, N, 3, 1), nn.ReLU(inplace=True),
+            _conv(M, N, k, 1), nn.ReLU(inplace=True),
             _conv(N, N, 5, 2), nn.ReLU(inplace=True),
             _conv(N, Nz, 5, 2),
         )
         # h_s: an integer trunk (5x5/2 and 3x3/2 transposed convs), a 1x1 integer head
-        # for the table index, a 3x3 float head for the means. The integer path is
+        # for the table index, a 3x3 (or, with hyper_kernel 1, 1x1) float head for the means. The integer path is
         # evaluated in float64 at coding time, so it is kept light: 270 MMAC for a
         # 768x512 image, against 1.4 GMAC for Minnen et al.'s 5x5, 5x5, 3x3 on 288
         # channels, which made encoding 1.6x slower than bls2017.
@@ -72,7 +75,7 @@ class MeanScaleHyperprior(EntropyModelParameters, nn.Module):
         self.h_s_index = IntegerConv(N, M, 1, 1, activation=False)
         with torch.no_grad():  # start at index 25 (a scale of about 2.4), not at the table's floor
             self.h_s_index.bias.fill_(25.0 / (1 << INDEX_BITS))
-        self.h_s_mean = _conv(N, M, 3, 1)
+        self.h_s_mean = _conv(N, M, k, 1)
         self.entropy_bottleneck = EntropyBottleneck(Nz, integer_medians=True)
         self.gaussian = GaussianConditional(config.scale_levels or 64)
         q_min, q_max = self.quality_range

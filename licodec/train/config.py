@@ -15,6 +15,7 @@ class TrainConfig:
     metric: str = "mse"
     quantizer: str = "noise"  # what the synthesis sees in training: "noise" or "mixed"
     gains: str = "channel"  # bls2017-hp: per-channel gains or one scalar step ("scalar")
+    hyper_kernel: int = 3  # bls2017-hp: kernel of h_a's first layer and of the means' head (3 or 1)
     # bls2017-hp: the quality range and the lambdas at its ends (None: the model's
     # defaults); on a resume, a new range re-interpolates the run's gain vectors
     qualities: tuple[float, float] | None = None

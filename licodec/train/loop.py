@@ -229,6 +229,8 @@ def hyperprior_options(cfg: TrainConfig) -> dict:
     if cfg.model != "bls2017-hp":
         return {}
     options = {"gains": cfg.gains}
+    if cfg.hyper_kernel != 3:  # 3 is the architecture's own (and stays out of the stored config)
+        options["hyper_kernel"] = int(cfg.hyper_kernel)
     if cfg.qualities:
         options.update(quality_min=float(cfg.qualities[0]), quality_max=float(cfg.qualities[1]))
     if cfg.lmbdas:
