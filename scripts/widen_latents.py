@@ -6,7 +6,12 @@ channels instead of starting over (MeanScaleHyperprior.widened).
     licodec train --init widened.pt --model bls2017-hp --M 320 ...   # the run's settings
 
 The output keeps the checkpoint's record (history, settings) and drops its optimiser
-state: `--init` starts a new run from it. Before writing, checks on a random image that
+state: `--init` starts a new run from it.
+
+Measured (benchmarks/RESULTS.md, "wider latents grown into a trained model"): in every
+setting tried, the rate term switched the new channels off within a few thousand steps,
+and the synthesis drew at most 0.1 dB from them where they stayed on. To train a wider
+model, start its latent layers anew instead: `licodec train --init WEIGHTS --M 320 ...`. Before writing, checks on a random image that
 the widened model analyses to the old latents and reconstructs the old image whatever
 the new channels hold.
 """
