@@ -70,24 +70,11 @@ def _init_path(path: str) -> str:
     return str(path)
 
 
-def init_widths(cfg: TrainConfig, log=print) -> tuple[int | None, int | None]:
-    """--N and --M of a new run, the --init weights' channel counts where the options do
-    not give them (for an architecture of the same family): a run started from a model
-    continues it at its own width, rather than loading only the tensors that happen to
-    fit a default width."""
-    if not cfg.init or (cfg.N is not None and cfg.M is not None):
-        return cfg.N, cfg.M
-    from ..models import ModelConfig
-    from ..zoo.artifact import load_artifact
-    path = _init_path(cfg.init)
-    try:
-        if path.endswith(".pt"):
-            config = ModelConfig.from_dict(checkpoint_model_config(
-                torch.load(path, map_location="cpu", weights_only=True)))
-        else:
-            config = load_artifact(path).model.config
-    except Exception:  # noqa: BLE001 - _load_init reports what is wrong with the file
-        return cfg.N, cfg.M
+def init_widths(cfg: TrainConfig, config, log=print) -> tuple[int | None, int | None]:
+    """--N and --M of a new run: the channel counts of the --init weights (``config``,
+    a ModelConfig) where the options do not give them, for an architecture of the same
+    family. A run started from a model continues it at its own width, rather than
+    loading only the tensors that happen to fit a default width."""
     family = {"bls2017", "bls2017-hp"}
     if config.architecture != cfg.model and not {config.architecture, cfg.model} <= family:
         return cfg.N, cfg.M
@@ -98,18 +85,18 @@ def init_widths(cfg: TrainConfig, log=print) -> tuple[int | None, int | None]:
     return n, m
 
 
-def _load_init(model, path: str, log=print) -> list[dict]:
-    """Loads the weights (a checkpoint, a model file or a shipped model's name); returns
-    their training history (see ``run_record``)."""
+def _read_init(path: str) -> tuple[dict, "ModelConfig", list[dict]]:
+    """The weights to start from (a checkpoint, a model file or a shipped model's name):
+    their state dict, their model config and their training history (see ``run_record``)."""
+    from ..models import ModelConfig
     from ..zoo.artifact import load_artifact
     path = _init_path(path)
     if str(path).endswith(".pt"):
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        load_weights(model, ckpt["model"], log)
-        return checkpoint_history(ckpt, name=Path(path).parent.name)
+        config = ModelConfig.from_dict(checkpoint_model_config(ckpt))
+        return ckpt["model"], config, checkpoint_history(ckpt, name=Path(path).parent.name)
     art = load_artifact(path)
-    load_weights(model, art.model.state_dict(), log)
-    return list(art.info.get("history", [])) + [run_record(art.info)]
+    return art.model.state_dict(), art.model.config, list(art.info.get("history", [])) + [run_record(art.info)]
 
 
 def run_record(info: dict) -> dict:
@@ -449,7 +436,10 @@ def _train(cfg: TrainConfig, log, ddp, out: Path) -> Path:
     rng = np.random.default_rng([cfg.seed, ddp.rank])
 
     ckpt_path = out / CHECKPOINT_NAME
-    ckpt = None
+    if not cfg.resume and ckpt_path.exists():  # a new run would overwrite it in a few minutes
+        raise FileExistsError(f"{out} already holds a run ({ckpt_path.name}); pass --resume to continue it, "
+                              "or choose another --out")
+    ckpt, init = None, None  # init: the --init weights of a new run (_read_init)
     if cfg.resume and ckpt_path.exists():  # the model the run was started with, whatever the flags say
         from ..models import ModelConfig
         if ddp.main and cfg.model == "bls2017-hp" and (cfg.qualities or cfg.lmbdas):
@@ -459,15 +449,15 @@ def _train(cfg: TrainConfig, log, ddp, out: Path) -> Path:
         ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
         model = build_from_config(ModelConfig.from_dict(checkpoint_model_config(ckpt)))
     else:
-        model = build_model(cfg.model, *init_widths(cfg, log), **hyperprior_options(cfg))
+        init = _read_init(cfg.init) if cfg.init else None
+        widths = init_widths(cfg, init[1], log) if init else (cfg.N, cfg.M)
+        model = build_model(cfg.model, *widths, **hyperprior_options(cfg))
     start_step, wall0 = 0, 0.0
     history: list[dict] = []  # the runs the initial weights came from, oldest first
     changes: list[dict] = []  # settings changed by resumes (see resume_changes)
-    if not cfg.resume and ckpt_path.exists():  # a new run would overwrite it in a few minutes
-        raise FileExistsError(f"{out} already holds a run ({ckpt_path.name}); pass --resume to continue it, "
-                              "or choose another --out")
-    if cfg.init and not (cfg.resume and ckpt_path.exists()):
-        history = _load_init(model, cfg.init, log)
+    if ckpt is None and init is not None:
+        load_weights(model, init[0], log)
+        history = init[2]
     model.to(device)
     if cfg.channels_last:
         model.to(memory_format=torch.channels_last)
