@@ -1,10 +1,12 @@
 """Training throughput (megapixels of training crops per second) per architecture and setting.
 
     python benchmarks/train_throughput.py [--arch bls2017 bls2017-hp factorized] [--steps 5] [--compile]
+                                          [--M 192 320]
 
 Runs full training steps (forward, rate + MSE loss, backward, Adam, aux step) on random
 256x256 crops, batch 8, and prints s/step and MP/s for fp32, bf16 autocast, and bf16 +
-channels_last (and torch.compile with --compile). The variable-rate bls2017-hp trains as
+channels_last (and torch.compile with --compile). ``--M`` measures the hyperprior with
+each of several latent widths (other architectures keep their defaults). The variable-rate bls2017-hp trains as
 ``licodec train`` runs it: a quality per image, its lambda, the mixed quantizer. Compare
 ratios within one run.
 """
@@ -19,9 +21,9 @@ from licodec.models import build_model
 from licodec.train.step import train_step
 
 
-def measure(arch: str, bf16: bool, channels_last: bool, compile_: bool, steps: int, batch: int, crop: int):
+def measure(arch: str, M: int | None, bf16: bool, channels_last: bool, compile_: bool, steps: int, batch: int, crop: int):
     torch.manual_seed(0)
-    model = build_model(arch)
+    model = build_model(arch, M=M)
     x = torch.rand(batch, 3, crop, crop)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -56,6 +58,7 @@ def main():
     p.add_argument("--crop", type=int, default=256)
     p.add_argument("--compile", action="store_true", help="also measure torch.compile")
     p.add_argument("--only", help="measure only this setting (e.g. bf16+channels_last)")
+    p.add_argument("--M", type=int, nargs="+", help="latent widths of bls2017-hp to measure (default: its own)")
     args = p.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch} x {args.crop}^2")
     settings = [("fp32", False, False, False), ("bf16", True, False, False),
@@ -64,13 +67,16 @@ def main():
         settings.append(("bf16+channels_last+compile", True, True, True))
     if args.only:
         settings = [s for s in settings if s[0] == args.only]
-    print(f"{'arch':<11} {'setting':<28} {'s/step':>7} {'MP/s':>6} {'vs fp32':>8} {'warm-up s':>9}")
-    for arch in args.arch:
+    runs = [(arch, m) for arch in args.arch
+            for m in (args.M if args.M and arch == "bls2017-hp" else [None])]
+    print(f"{'arch':<17} {'setting':<28} {'s/step':>7} {'MP/s':>6} {'vs fp32':>8} {'warm-up s':>9}")
+    for arch, m in runs:
+        label = arch if m is None else f"{arch} M={m}"
         base = None
         for name, bf16, cl, comp in settings:
-            dt, mps, warm = measure(arch, bf16, cl, comp, args.steps, args.batch, args.crop)
+            dt, mps, warm = measure(arch, m, bf16, cl, comp, args.steps, args.batch, args.crop)
             base = base or mps
-            print(f"{arch:<11} {name:<28} {dt:>7.3f} {mps:>6.3f} {mps / base:>7.2f}x {warm:>9.1f}", flush=True)
+            print(f"{label:<17} {name:<28} {dt:>7.3f} {mps:>6.3f} {mps / base:>7.2f}x {warm:>9.1f}", flush=True)
 
 
 if __name__ == "__main__":
