@@ -5,10 +5,9 @@
 
 Runs full training steps (forward, rate + MSE loss, backward, Adam, aux step) on random
 256x256 crops, batch 8, and prints s/step and MP/s for fp32, bf16 autocast, and bf16 +
-channels_last (and torch.compile with --compile). ``--M`` measures the hyperprior with
-each of several latent widths (other architectures keep their defaults). The variable-rate bls2017-hp trains as
-``licodec train`` runs it: a quality per image, its lambda, the mixed quantizer. Compare
-ratios within one run.
+channels_last (and torch.compile with --compile). The variable-rate bls2017-hp trains as
+``licodec train`` runs it: a quality per image, its lambda, the mixed quantizer; ``--M``
+measures it at each of several latent widths. Compare ratios within one run.
 """
 from __future__ import annotations
 
