@@ -4,8 +4,9 @@
                                           [--M 192 320]
 
 Runs full training steps (forward, rate + MSE loss, backward, Adam, aux step) on random
-256x256 crops, batch 8, and prints s/step and MP/s for fp32, bf16 autocast, and bf16 +
-channels_last (and torch.compile with --compile). The variable-rate bls2017-hp trains as
+256x256 crops, batch 8, and prints s/step and MP/s for fp32 and bf16 autocast, each also in
+channels_last (and with torch.compile with --compile; ``--only`` picks settings). bf16 is
+fast only where the CPU computes it natively (AVX512-BF16, AMX); see benchmarks/RESULTS.md. The variable-rate bls2017-hp trains as
 ``licodec train`` runs it: a quality per image, its lambda, the mixed quantizer; ``--M``
 measures it at each of several latent widths. Compare ratios within one run.
 """
@@ -56,16 +57,17 @@ def main():
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--crop", type=int, default=256)
     p.add_argument("--compile", action="store_true", help="also measure torch.compile")
-    p.add_argument("--only", help="measure only this setting (e.g. bf16+channels_last)")
+    p.add_argument("--only", help="measure only these settings, comma-separated (e.g. fp32,bf16+channels_last)")
     p.add_argument("--M", type=int, nargs="+", help="latent widths of bls2017-hp to measure (default: its own)")
     args = p.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch} x {args.crop}^2")
-    settings = [("fp32", False, False, False), ("bf16", True, False, False),
-                ("bf16+channels_last", True, True, False)]
+    settings = [("fp32", False, False, False), ("fp32+channels_last", False, True, False),
+                ("bf16", True, False, False), ("bf16+channels_last", True, True, False)]
     if args.compile:
-        settings.append(("bf16+channels_last+compile", True, True, True))
+        settings += [("fp32+compile", False, False, True), ("fp32+channels_last+compile", False, True, True),
+                     ("bf16+channels_last+compile", True, True, True)]
     if args.only:
-        settings = [s for s in settings if s[0] == args.only]
+        settings = [s for s in settings if s[0] in args.only.split(",")]
     runs = [(arch, m) for arch in args.arch
             for m in (args.M if args.M and arch == "bls2017-hp" else [None])]
     print(f"{'arch':<17} {'setting':<28} {'s/step':>7} {'MP/s':>6} {'vs fp32':>8} {'warm-up s':>9}")

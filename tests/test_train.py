@@ -518,3 +518,41 @@ def test_weight_average_follows_its_recursion_and_is_what_a_run_validates_and_ex
     assert main(["train", "--data", str(image_folder), "--out", str(tmp_path / "bad"), "--ema", "1.5",
                  "--no-progress"]) == 3
     assert "--ema must lie in 0..1" in capsys.readouterr().err
+
+
+def test_bf16_is_used_only_where_the_machine_computes_it_and_a_resume_picks_again(
+        tmp_path, image_folder, capsys, monkeypatch):
+    from licodec.train import loop
+    from licodec.train.config import TrainConfig
+
+    seen = []
+    real_step = loop.train_step
+
+    def spy(*args, **kw):
+        seen.append(kw["bf16"])
+        return real_step(*args, **kw)
+    monkeypatch.setattr(loop, "train_step", spy)
+    out = tmp_path / "run"
+    base = ["train", "--data", str(image_folder), "--out", str(out), "--N", "8", "--crop", "32",
+            "--batch", "1", "--no-progress"]
+    # a machine with native bf16 (AVX512-BF16 / AMX): bf16 autocast, channels-last
+    monkeypatch.setattr(loop, "native_bf16", lambda device: True)
+    assert main(base + ["--steps", "2"]) == 0
+    assert seen == [True, True]
+    assert "precision: bf16 autocast, channels-last (this device computes bf16 natively)" in capsys.readouterr().out
+    ckpt = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert ckpt["config"]["bf16"] is True and ckpt["config"]["channels_last"] is True
+    # the run goes on on a machine without it (AVX2): float32, whatever the checkpoint says
+    monkeypatch.setattr(loop, "native_bf16", lambda device: False)
+    assert main(base + ["--steps", "4", "--resume"]) == 0
+    assert seen[2:] == [False, False]
+    assert "precision: float32 (this device has no native bf16; --bf16 forces it)" in capsys.readouterr().out
+    # forced either way
+    assert main(base + ["--steps", "5", "--resume", "--bf16"]) == 0
+    assert seen[4:] == [True]
+    assert "precision: bf16 autocast, channels-last (as given)" in capsys.readouterr().out
+    cpu = torch.device("cpu")
+    cfg = TrainConfig(data="", out="", bf16=False, channels_last=True)
+    assert loop.machine_precision(cfg, cpu)[:2] == (False, True)
+    monkeypatch.setattr(loop, "native_bf16", lambda device: True)
+    assert loop.machine_precision(TrainConfig(data="", out="", bf16=False), cpu)[:2] == (False, False)

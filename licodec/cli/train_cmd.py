@@ -69,10 +69,15 @@ def add_arguments(p):
     opt("--ema", "keep a moving average of the weights with this decay (e.g. 0.9995; 0: off), "
                  "validated and exported in their place", type=float)
     opt("--device", "cpu, cuda, cuda:1, ...")
-    p.add_argument("--no-bf16", dest="bf16", action="store_const", const=False, default=None,
-                   help="train in float32 (default: bf16 autocast)")
-    p.add_argument("--no-channels-last", dest="channels_last", action="store_const", const=False, default=None,
-                   help="keep the default memory layout (default: channels_last)")
+    p.add_argument("--bf16", dest="bf16", action="store_const", const=True, default=None,
+                   help="train with bf16 autocast (default: where the GPU or CPU computes bf16 natively, "
+                        "as CPUs with AVX512-BF16 or AMX do; elsewhere it is emulated, tens of times slower)")
+    p.add_argument("--no-bf16", dest="bf16", action="store_const", const=False,
+                   help="train in float32")
+    p.add_argument("--channels-last", dest="channels_last", action="store_const", const=True, default=None,
+                   help="channels-last memory layout (default: with bf16, and on a GPU)")
+    p.add_argument("--no-channels-last", dest="channels_last", action="store_const", const=False,
+                   help="keep the default memory layout")
     p.add_argument("--compile", action="store_const", const=True, default=None,
                    help="torch.compile the model (10-20%% faster after a warm-up of about 30 s)")
     p.add_argument("--valid", help="folder of validation images (real encoding)")

@@ -41,8 +41,10 @@ class TrainConfig:
     # when on, validation and export use the average
     ema: float = 0.0
     device: str = "cpu"
-    bf16: bool = True
-    channels_last: bool = True
+    # bf16 autocast and the channels-last layout: None picks them for the machine each
+    # time a run starts or resumes (train.loop.machine_precision); True / False force them
+    bf16: bool | None = None
+    channels_last: bool | None = None
     compile: bool = False
     valid: str | None = None
     valid_every: int = 2000

@@ -6,7 +6,7 @@ import math
 import os
 import shutil
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -389,16 +389,49 @@ def parse_oversample(text: str | None) -> dict[str, float]:
     return found
 
 
+# Settings that belong to the machine, not to the run: a resume does not take them from
+# the checkpoint (a run started on one machine may go on on another).
+MACHINE_SETTINGS = ("bf16", "channels_last")
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` computes bf16 convolutions natively: a CUDA GPU that supports
+    bf16, or a CPU whose oneDNN has bf16 kernels (AVX512-BF16 or AMX). Elsewhere bf16 is
+    emulated: 20-50x slower than float32 on an AVX2 CPU (benchmarks/RESULTS.md)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    return False
+
+
+def machine_precision(cfg: TrainConfig, device: torch.device) -> tuple[bool, bool, str]:
+    """(bf16, channels_last, a line saying why) for this machine: the settings given,
+    else bf16 where the device computes it natively, and channels-last with bf16 or on a
+    GPU (oneDNN's float32 convolutions on the CPU measured slower in channels-last)."""
+    bf16 = native_bf16(device) if cfg.bf16 is None else bool(cfg.bf16)
+    channels_last = (bf16 or device.type == "cuda") if cfg.channels_last is None else bool(cfg.channels_last)
+    if cfg.bf16 is not None:
+        why = "as given"
+    elif bf16:
+        why = "this device computes bf16 natively"
+    else:
+        why = "this device has no native bf16; --bf16 forces it"
+    layout = ", channels-last" if channels_last else ""
+    return bf16, channels_last, f"precision: {'bf16 autocast' if bf16 else 'float32'}{layout} ({why})"
+
+
 def resume_config(cfg: TrainConfig, explicit: set[str]) -> TrainConfig:
     """On --resume: the run's own settings (its checkpoint's), except those given on the
-    command line (``explicit``), so that a resume keeps the run's schedule."""
+    command line (``explicit``) and the machine's (MACHINE_SETTINGS), so that a resume
+    keeps the run's schedule."""
     from dataclasses import fields
     ckpt_path = Path(cfg.out) / CHECKPOINT_NAME
     if not ckpt_path.exists():
         return cfg
     old = torch.load(ckpt_path, map_location="cpu", weights_only=True).get("config", {})
     names = {f.name for f in fields(TrainConfig)}
-    merged = {k: v for k, v in old.items() if k in names and k != "init"}
+    merged = {k: v for k, v in old.items() if k in names and k != "init" and k not in MACHINE_SETTINGS}
     merged.update({k: getattr(cfg, k) for k in explicit | {"data", "out", "resume"} if k in names})
     return TrainConfig(**merged)
 
@@ -432,6 +465,10 @@ def _train(cfg: TrainConfig, log, ddp, out: Path) -> Path:
     device = torch.device(cfg.device)
     if device.type == "cuda" and ddp.enabled:
         device = torch.device("cuda", ddp.rank % torch.cuda.device_count())
+    bf16, channels_last, why = machine_precision(cfg, device)
+    cfg = replace(cfg, bf16=bf16, channels_last=channels_last)
+    if ddp.main:
+        log(why)
     torch.manual_seed(cfg.seed + ddp.rank)
     rng = np.random.default_rng([cfg.seed, ddp.rank])
 
