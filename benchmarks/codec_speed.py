@@ -1,12 +1,14 @@
 """Encode and decode time of the variable-rate model against the paper's model, one image.
 
-    python benchmarks/codec_speed.py [--image PHOTO] [--hp MODEL [MODEL ...]] [--repeats 7]
+    python benchmarks/codec_speed.py [--image PHOTO] [--hp MODEL [MODEL ...]] [--repeats 7] [--stages]
 
 The image is cut to 768x512 (the size of the Kodak images; matplotlib's sample photo,
 resized, by default). The two models are timed alternately in one process, so that both
 see the same machine load; each figure is the median of ``--repeats`` runs after one
 warm-up. ``--hp`` defaults to the installed bls2017-hp-mse; the reference is the
-shipped bls2017-mse-q5, or ``--reference``.
+shipped bls2017-mse-q5, or ``--reference``. ``--stages`` also times the encoder's stages
+one by one (the analysis, the hyper-analysis, the exact hyper-synthesis up to the table
+indexes, the means, the coders), at the middle quality: where a model's extra time goes.
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from licodec import codec, coding
 from licodec.codec import decode_array, encode_array
 from licodec.zoo.registry import VARIABLE_RATE_MODEL, resolve_model
 
@@ -44,6 +47,7 @@ def main():
     p.add_argument("--reference", default="bls2017-mse-q5")
     p.add_argument("--qualities", default="2,5,8", help="qualities of the variable-rate model to time")
     p.add_argument("--repeats", type=int, default=7)
+    p.add_argument("--stages", action="store_true", help="also time the encoder's stages one by one")
     args = p.parse_args()
     img = test_image(args.image)
     ref = resolve_model(args.reference)
@@ -75,6 +79,54 @@ def main():
     for name, _, _ in runs:
         e, d = (statistics.median(t) for t in times[name])
         print(f"{name:<{width}} {8 * sizes[name] / (W * H):>6.3f} {e:>7.3f} {d:>7.3f} {e / base_e:>9.2f}x {d / base_d:>9.2f}x")
+    if args.stages:
+        qualities = [float(q) for q in args.qualities.split(",")]
+        arts = [(runs[0][0], ref, None)] + [(f"{Path(spec).stem} M={a.model.config.M}", a, qualities[len(qualities) // 2])
+                                            for spec, a in ((s, resolve_model(s)) for s in args.hp)]
+        print(f"\nencoder stages, ms (median of {args.repeats})")
+        for label, art, q in arts:
+            parts = stage_times(img, art, q, args.repeats)
+            print(f"{label:<{width}} " + "  ".join(f"{k} {v:.1f}" for k, v in parts.items())
+                  + f"  sum {sum(parts.values()):.1f}")
+
+
+def _median_ms(fn, repeats: int) -> float:
+    fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return 1000 * statistics.median(times)
+
+
+def stage_times(img: np.ndarray, art, quality: float | None, repeats: int) -> dict[str, float]:
+    """Milliseconds of each stage of ``encode_array``, run one at a time on the inputs
+    the stage before gives (whole image: 768x512 is one tile)."""
+    model = art.model
+    x = codec._padded_tensor(img, art)
+    analysis = codec._analysis(model)
+    with torch.inference_mode():
+        parts = {"g_a": _median_ms(lambda: analysis(x), repeats)}
+        y = analysis(x)
+        if not art.hyperprior:
+            sym = model.entropy_bottleneck.quantize(y)
+            parts["coder"] = _median_ms(lambda: coding.encode(sym[0].reshape(y.shape[1], -1).numpy(),
+                                                              art.tables["y"]), repeats)
+            return parts
+        y = y * model.gains(torch.tensor([quality]))
+        parts["h_a"] = _median_ms(lambda: model.h_a(codec._channels_last(y)), repeats)
+        z = model.entropy_bottleneck.quantize(model.h_a(codec._channels_last(y)).float())
+        parts["h_s index"] = _median_ms(lambda: model.hyper_index(z), repeats)
+        index, features = model.hyper_index(z)
+        parts["means"] = _median_ms(lambda: model.hyper_mean(features), repeats)
+        mu = model.hyper_mean(features)
+        sym = torch.round(y - mu).to(torch.int32).reshape(-1).numpy()
+        flat = index.reshape(-1).numpy()
+        parts["y coder"] = _median_ms(lambda: coding.encode_indexed(sym, flat, art.tables["y"]), repeats)
+        parts["z coder"] = _median_ms(lambda: coding.encode(z[0].reshape(z.shape[1], -1).numpy(),
+                                                            art.tables["z"]), repeats)
+    return parts
 
 
 if __name__ == "__main__":
