@@ -7,8 +7,8 @@ Runs full training steps (forward, rate + MSE loss, backward, Adam, aux step) on
 256x256 crops, batch 8, and prints s/step and MP/s for fp32 and bf16 autocast, each also in
 channels_last (and with torch.compile with --compile; ``--only`` picks settings). bf16 is
 fast only where the CPU computes it natively (AVX512-BF16, AMX); see benchmarks/RESULTS.md.
-The variable-rate bls2017-hp trains as ``licodec train`` runs it: a quality per image, its lambda, the mixed quantizer; ``--M``
-measures it at each of several latent widths. Compare ratios within one run.
+The variable-rate bls2017-hp trains as ``licodec train`` runs it: a quality per image, its
+lambda, the mixed quantizer; ``--M`` measures it at each of several latent widths. Compare ratios within one run.
 """
 from __future__ import annotations
 
