@@ -349,15 +349,29 @@ def test_a_resume_with_another_quality_range_moves_the_run_and_keeps_the_earlier
     out = tmp_path / "hp"
     args = ["train", "--data", str(image_folder), "--out", str(out), "--model", "bls2017-hp", "--N", "8",
             "--crop", "64", "--batch", "2", "--steps", "3", "--quantizer", "mixed", "--no-progress",
-            "--warmup", "1", "--qualities", "1:5", "--lmbdas", "0.001:0.016"]
+            "--warmup", "1", "--qualities", "1:5", "--lmbdas", "0.001:0.016", "--ema", "0.5"]
     assert main(args) == 0
     assert load_artifact(out / "model.safetensors").model.quality_range == (1.0, 5.0)
     before = torch.load(out / "checkpoint.pt", weights_only=True)
-    assert main(["train", "--data", str(image_folder), "--out", str(out), "--steps", "5", "--resume",
+    assert main(["train", "--data", str(image_folder), "--out", str(out), "--steps", "3", "--resume",
                  "--qualities", "1:7", "--lmbdas", "0.0005:0.032"]) == 0
-    assert "qualities 1..5 -> 1..7, lambda 0.001..0.016 -> 0.0005..0.032" in capsys.readouterr().out
+    from licodec.models import ModelConfig
+    from licodec.train.loop import build_from_config, checkpoint_model_config
+    printed = capsys.readouterr().out
+    assert "qualities 1..5 -> 1..7, lambda 0.001..0.016 -> 0.0005..0.032" in printed
+    # the moving average moved with the weights rather than starting again from them
+    assert "moving average of the weights (decay 0.5) continued from the checkpoint" in printed
     kept = out / "checkpoint-3-before-range-change.pt"
     assert torch.equal(torch.load(kept, weights_only=True)["model"]["log_gains"], before["model"]["log_gains"])
+    moved = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert moved["step"] == 3 and not torch.equal(moved["ema"]["g_a.0.weight"], moved["model"]["g_a.0.weight"])
+    for key in ("model", "ema"):
+        from_before = build_from_config(ModelConfig.from_dict(checkpoint_model_config(before)))
+        from_before.load_state_dict({**before["model"], **(before[key] if key == "ema" else {})})
+        expected = from_before.reranged(quality_max=7, lmbda_min=0.0005, lmbda_max=0.032)
+        for name in ("log_gains", "log_inverse_gains", "g_s.1.weight"):
+            assert torch.allclose(moved[key][name], expected.state_dict()[name]), (key, name)
+    assert main(["train", "--data", str(image_folder), "--out", str(out), "--steps", "5", "--resume"]) == 0
     art = load_artifact(out / "model.safetensors")
     assert art.model.quality_range == (1.0, 7.0) and art.model.log_gains.shape[0] == 7
     assert art.info["changes"][-1] == {"until_step": 3, "qualities": [1.0, 5.0], "lmbdas": [0.001, 0.016]}

@@ -228,7 +228,8 @@ def hyperprior_options(cfg: TrainConfig) -> dict:
 def change_range(ckpt: dict, ckpt_path: Path, cfg: TrainConfig, log=print) -> dict:
     """A variable-rate run's checkpoint moved to the quality / lambda range of ``cfg``
     (unchanged if it has it already): the model's gain vectors and their Adam moments
-    re-interpolated at the same lambdas (see MeanScaleHyperprior.reranged), the change
+    re-interpolated at the same lambdas (see MeanScaleHyperprior.reranged), those of its
+    moving average (--ema) likewise, the change
     recorded, and written back, the checkpoint from before kept beside it."""
     from ..models import ModelConfig
     from ..models.hyperprior import interpolate_rows
@@ -254,7 +255,12 @@ def change_range(ckpt: dict, ckpt_path: Path, cfg: TrainConfig, log=print) -> di
     if not before.exists():
         shutil.copyfile(ckpt_path, before)
     was = {"qualities": list(old.quality_range), "lmbdas": [old.config.lmbda_min, old.config.lmbda_max]}
-    ckpt = {**ckpt, "model": new.state_dict(), "model_config": new.config.to_dict(), "ema": None,
+    ema = ckpt.get("ema")
+    if ema:  # the moving average moves with the weights: its gains re-interpolated the same way
+        old.load_state_dict({**ckpt["model"], **ema})
+        moved = old.reranged(**fields).state_dict()
+        ema = {k: moved[k].to(v.dtype) for k, v in ema.items()}
+    ckpt = {**ckpt, "model": new.state_dict(), "model_config": new.config.to_dict(), "ema": ema,
             "changes": list(ckpt.get("changes", [])) + [{"until_step": int(ckpt["step"]), **was}]}
     tmp = ckpt_path.with_suffix(".tmp")
     torch.save(ckpt, tmp)
