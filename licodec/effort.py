@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from .errors import LicodecError
+from .ops import native_bf16
 
 
 # Optimisation steps per effort level; level 0 is the plain encoder.
@@ -43,17 +44,10 @@ TILE, MARGIN = 64, 4
 HYPER_MARGIN = 2
 
 
-def _bf16_ok() -> bool:
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
 # The synthesis runs forward and backward in bfloat16 and channels-last layout where the
 # CPU has fast bf16 arithmetic (3x faster on AVX-512 bf16): the gradients only steer the
 # search, and the chosen latents are then coded and measured in full precision.
-BF16 = _bf16_ok()
+BF16 = native_bf16("cpu")
 
 
 def _synthesis(g_s, latents: Tensor) -> Tensor:

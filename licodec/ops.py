@@ -13,6 +13,21 @@ from torch import Tensor
 REPARAM_OFFSET = 2.0**-18
 
 
+def native_bf16(device: torch.device | str = "cpu") -> bool:
+    """Whether ``device`` computes bf16 convolutions natively: a CUDA GPU that supports
+    bf16, or a CPU whose oneDNN has bf16 kernels (AVX512-BF16 or AMX). Elsewhere bf16 is
+    emulated: 20-50x slower than float32 on an AVX2 CPU (benchmarks/RESULTS.md)."""
+    device = torch.device(device)
+    try:
+        if device.type == "cuda":
+            return bool(torch.cuda.is_bf16_supported())
+        if device.type == "cpu":
+            return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        pass
+    return False
+
+
 class _LowerBound(torch.autograd.Function):
     """max(x, bound) whose gradient passes where it moves x back towards the feasible set.
 

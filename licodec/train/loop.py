@@ -17,6 +17,7 @@ from ..errors import LicodecError
 from ..eval.metrics import MS_SSIM_MIN_SIDE
 from ..imageio import atomic_write
 from ..models import build_from_config, build_model
+from ..ops import native_bf16
 from .data import CropDataset
 from .config import TrainConfig
 from .step import train_step
@@ -398,17 +399,6 @@ def parse_oversample(text: str | None) -> dict[str, float]:
 # Settings that belong to the machine, not to the run: a resume does not take them from
 # the checkpoint (a run started on one machine may go on on another).
 MACHINE_SETTINGS = ("bf16", "channels_last")
-
-
-def native_bf16(device: torch.device) -> bool:
-    """Whether ``device`` computes bf16 convolutions natively: a CUDA GPU that supports
-    bf16, or a CPU whose oneDNN has bf16 kernels (AVX512-BF16 or AMX). Elsewhere bf16 is
-    emulated: 20-50x slower than float32 on an AVX2 CPU (benchmarks/RESULTS.md)."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    if device.type == "cpu":
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    return False
 
 
 def machine_precision(cfg: TrainConfig, device: torch.device) -> tuple[bool, bool, str]:
