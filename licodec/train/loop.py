@@ -229,9 +229,9 @@ def hyperprior_options(cfg: TrainConfig) -> dict:
 def change_range(ckpt: dict, ckpt_path: Path, cfg: TrainConfig, log=print) -> dict:
     """A variable-rate run's checkpoint moved to the quality / lambda range of ``cfg``
     (unchanged if it has it already): the model's gain vectors and their Adam moments
-    re-interpolated at the same lambdas (see MeanScaleHyperprior.reranged), those of its
-    moving average (--ema) likewise, the change
-    recorded, and written back, the checkpoint from before kept beside it."""
+    re-interpolated at the same lambdas (see MeanScaleHyperprior.reranged), its moving
+    average (--ema) likewise, the change recorded, and written back, the checkpoint
+    from before kept beside it."""
     from ..models import ModelConfig
     from ..models.hyperprior import interpolate_rows
     old = build_from_config(ModelConfig.from_dict(checkpoint_model_config(ckpt)))
