@@ -431,6 +431,36 @@ def test_balance_weights_each_images_loss_by_its_lambda(tmp_path, image_folder, 
     assert "--balance is for --model bls2017-hp" in capsys.readouterr().err
 
 
+def test_freeze_keeps_the_named_parameters_fixed_and_a_resume_can_free_them(tmp_path, image_folder, capsys):
+    out = tmp_path / "hp"
+    base = ["train", "--data", str(image_folder), "--out", str(out), "--crop", "64", "--batch", "1",
+            "--no-progress"]
+    assert main(base[:5] + ["--crop", "32", "--model", "bls2017-hp", "--no-progress"]) == 3
+    assert "--crop must be a multiple of 64 for --model bls2017-hp, got 32" in capsys.readouterr().err
+    assert main(base + ["--model", "bls2017-hp", "--N", "8", "--steps", "2", "--warmup", "1"]) == 0
+
+    def weights():
+        return torch.load(out / "checkpoint.pt", weights_only=True)["model"]
+
+    before = weights()
+    assert main(base + ["--steps", "4", "--resume", "--freeze", "g_a.0, g_s.5,h_a.0.bias"]) == 0
+    text = capsys.readouterr().out
+    assert "--freeze: 5 parameters fixed" in text and "changed on resuming: freeze None -> g_a.0, g_s.5,h_a.0.bias" in text
+    after = weights()
+    for name in ("g_a.0.weight", "g_a.0.bias", "g_s.5.weight", "g_s.5.bias", "h_a.0.bias"):
+        assert torch.equal(before[name], after[name]), name
+    for name in ("g_a.2.weight", "g_s.3.weight", "h_a.0.weight", "g_a.1.gamma_reparam"):
+        assert not torch.equal(before[name], after[name]), name
+    assert main(base + ["--steps", "6", "--resume"]) == 0  # the run keeps its list
+    assert torch.equal(after["g_a.0.weight"], weights()["g_a.0.weight"])
+    assert main(base + ["--steps", "8", "--resume", "--freeze", ""]) == 0  # and frees them
+    assert not torch.equal(after["g_a.0.weight"], weights()["g_a.0.weight"])
+    capsys.readouterr()
+    assert main(base + ["--steps", "9", "--resume", "--freeze", "g_a.00"]) == 3
+    err = capsys.readouterr().err
+    assert "--freeze 'g_a.00': the model has no parameter of that name or prefix" in err and "g_s.5" in err
+
+
 def test_a_resume_keeps_the_runs_schedule_and_the_log_has_no_duplicate_rows(tmp_path, image_folder):
     out = tmp_path / "run"
     base = ["train", "--data", str(image_folder), "--out", str(out), "--N", "8", "--crop", "32",

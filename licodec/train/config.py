@@ -37,6 +37,9 @@ class TrainConfig:
     warmup: int = 200
     decay_at: float = 0.85  # lr drops 10x after this fraction of the steps
     clip: float = 1.0
+    # comma-separated parameter names or module prefixes ("g_a.0,g_a.1") kept fixed:
+    # no gradients are computed for them, which makes each step cheaper
+    freeze: str | None = None
     # decay of an exponential moving average of the weights, kept beside them (0: off);
     # when on, validation and export use the average
     ema: float = 0.0

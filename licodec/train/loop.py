@@ -141,7 +141,7 @@ def checkpoint_info(ckpt: dict) -> dict:
 
 
 # Settings a resumed run may change; the model's record keeps their earlier values.
-RESUMABLE_CHANGES = ("lmbda", "metric", "quantizer", "balance")
+RESUMABLE_CHANGES = ("lmbda", "metric", "quantizer", "balance", "freeze")
 
 
 def resume_changes(ckpt: dict, cfg: TrainConfig) -> tuple[list[dict], str]:
@@ -366,6 +366,8 @@ def check_config(cfg: TrainConfig) -> None:
         raise LicodecError(f"--metric ms-ssim needs --crop >= {MS_SSIM_MIN_SIDE}")
     if cfg.crop < 16 or cfg.crop % 16:
         raise LicodecError(f"--crop must be a multiple of 16, got {cfg.crop}")
+    if cfg.model == "bls2017-hp" and cfg.crop % 64:  # z lies 64 times below the image
+        raise LicodecError(f"--crop must be a multiple of 64 for --model bls2017-hp, got {cfg.crop}")
     if (cfg.qualities or cfg.lmbdas) and cfg.model != "bls2017-hp":
         raise LicodecError("--qualities and --lmbdas are for --model bls2017-hp")
     if cfg.balance and cfg.model != "bls2017-hp":
@@ -379,6 +381,25 @@ def check_config(cfg: TrainConfig) -> None:
     if not 0 <= cfg.ema < 1:
         raise LicodecError(f"--ema must lie in 0..1 (a decay such as 0.9995; 0: off), got {cfg.ema:g}")
     parse_oversample(cfg.oversample)
+
+
+def freeze_parameters(model: torch.nn.Module, text: str | None) -> list[str]:
+    """Turns off the gradients of the parameters named in ``text`` ("g_a.0,g_a.1": names
+    or module prefixes) and returns the names of those frozen; every other parameter
+    trains. A name that matches nothing is an error (a typo would otherwise freeze nothing)."""
+    prefixes = [t.strip() for t in (text or "").split(",") if t.strip()]
+    names = [n for n, _ in model.named_parameters()]
+    for prefix in prefixes:
+        if not any(n == prefix or n.startswith(prefix + ".") for n in names):
+            raise LicodecError(f"--freeze {prefix!r}: the model has no parameter of that name or prefix "
+                               f"(its parameters: {', '.join(sorted({n.rsplit('.', 1)[0] for n in names}))})")
+    frozen = []
+    for name, p in model.named_parameters():
+        hit = any(name == q or name.startswith(q + ".") for q in prefixes)
+        p.requires_grad_(not hit)
+        if hit:
+            frozen.append(name)
+    return frozen
 
 
 def parse_oversample(text: str | None) -> dict[str, float]:
@@ -494,6 +515,10 @@ def _train(cfg: TrainConfig, log, ddp, out: Path) -> Path:
     model.to(device)
     if cfg.channels_last:
         model.to(memory_format=torch.channels_last)
+    frozen = freeze_parameters(model, cfg.freeze)
+    if frozen and ddp.main:
+        fixed = sum(p.numel() for p in model.parameters() if not p.requires_grad)
+        log(f"--freeze: {len(frozen)} parameters fixed ({fixed:,} values): {', '.join(frozen)}")
     opt = torch.optim.Adam(model.main_parameters(), lr=cfg.lr)
     aux_opt = torch.optim.Adam(model.aux_parameters(), lr=cfg.aux_lr)
     density = {id(p) for p in model.entropy_bottleneck.main_parameters()}
