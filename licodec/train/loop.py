@@ -393,12 +393,11 @@ def freeze_parameters(model: torch.nn.Module, text: str | None) -> list[str]:
         if not any(n == prefix or n.startswith(prefix + ".") for n in names):
             raise LicodecError(f"--freeze {prefix!r}: the model has no parameter of that name or prefix "
                                f"(its parameters: {', '.join(sorted({n.rsplit('.', 1)[0] for n in names}))})")
-    frozen = []
+    frozen = [name for name, p in model.named_parameters()
+              if any(name == q or name.startswith(q + ".") for q in prefixes)]
     for name, p in model.named_parameters():
-        hit = any(name == q or name.startswith(q + ".") for q in prefixes)
-        p.requires_grad_(not hit)
-        if hit:
-            frozen.append(name)
+        if name in frozen:
+            p.requires_grad_(False)
     return frozen
 
 
