@@ -286,6 +286,19 @@ def test_batches_of_files_and_folders_with_workers(tmp_path, tiny_model_path, ca
     folder = tmp_path / "into"
     folder.mkdir()
     assert encode(single, folder, tiny_model_path) == 0 and (folder / "single.lic").exists()
+    # folders made for files that failed are removed again; a folder that was there stays
+    (src / "bad").mkdir()
+    (src / "bad" / "x.png").write_bytes(b"")
+    mixed = tmp_path / "mixed"
+    assert main(["encode", str(src / "bad"), str(single), "-o", str(mixed), "--model", str(tiny_model_path)]) == 3
+    assert sorted(p.relative_to(mixed).as_posix() for p in mixed.rglob("*")) == ["single.lic"]
+    failed = tmp_path / "failed" / "deeper"
+    assert main(["encode", str(src / "bad"), "-o", str(failed), "--model", str(tiny_model_path)]) == 3
+    assert not (tmp_path / "failed").exists()
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    assert main(["encode", str(src / "bad"), "-o", str(kept), "--model", str(tiny_model_path)]) == 3
+    assert kept.is_dir() and not any(kept.iterdir())
 
 
 def test_a_command_that_needs_a_missing_extra_names_it(monkeypatch, capsys):

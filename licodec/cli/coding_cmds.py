@@ -282,6 +282,29 @@ def _worker_init():
     torch.set_num_threads(1)
 
 
+def _highest_missing(folder: Path) -> Path | None:
+    """The highest of folder and its parents that does not exist yet (None: it exists)."""
+    folder = folder.absolute()
+    if folder.exists():
+        return None
+    while not folder.parent.exists():
+        folder = folder.parent
+    return folder
+
+
+def _remove_empty_folders(root: Path) -> None:
+    """Removes root and the folders below it that hold no file (deepest first)."""
+    for folder in sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+        try:
+            folder.rmdir()  # fails, as it should, on a folder that holds anything
+        except OSError:
+            pass
+    try:
+        root.rmdir()
+    except OSError:
+        pass
+
+
 def run_batch(kind: str, args) -> int:
     """Processes every input, in ``--jobs`` worker processes, with a progress bar; prints
     one line per failure and a summary; exit status 3 if any file failed."""
@@ -289,6 +312,7 @@ def run_batch(kind: str, args) -> int:
     if args.jobs < 1:
         raise LicodecError("--jobs must be at least 1")
     items = batch_items(kind, args)
+    created = {_highest_missing(out.parent) for _, out in items} - {None}  # the folders this call makes
     args.out_dir.mkdir(parents=True, exist_ok=True)
     args = argparse.Namespace(**{k: v for k, v in vars(args).items() if k != "run"})
     results = []
@@ -306,6 +330,8 @@ def run_batch(kind: str, args) -> int:
             results.append(_batch_one(kind, src, out, args))
             bar.update(1)
     bar.close()
+    for folder in created:  # those made for files that failed are not left behind empty
+        _remove_empty_folders(folder)
     failed = [msg for ok, msg in results if not ok]
     for msg in failed:
         print(f"licodec: {msg}", file=sys.stderr)
