@@ -2,7 +2,8 @@
 
 Input rules: 8-bit gray (L) and 8-bit RGB are coded as they are; EXIF orientation is
 applied the way viewers show it. Anything that would lose information (alpha, 16-bit
-samples, CMYK, palette with transparency) is refused unless ``convert=True``.
+samples, CMYK, palette with transparency, the other frames of an animated or
+multi-page file) is refused unless ``convert=True``.
 """
 from __future__ import annotations
 
@@ -22,6 +23,9 @@ from .errors import ImageError
 
 # img.info key set on an image whose file holds 16 bits per sample in an 8-bit mode
 SIXTEEN_BIT = "licodec.16bit"
+# img.info key: the frames of an animated or multi-page file (the copies that
+# exif_transpose makes forget them)
+FRAMES = "licodec.frames"
 # Largest ICC profile a file carries along (real ones are a few kB to a few hundred).
 MAX_ICC_BYTES = 1 << 22
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pnm"}
@@ -47,6 +51,7 @@ def _open(path, name: str | None = None) -> Image.Image:
             if width * height > MAX_PIXELS:
                 raise ImageError(f"{shown}: {width}x{height} is larger than {MAX_PIXELS} pixels")
             img.load()
+            img.info[FRAMES] = getattr(img, "n_frames", 1)
     except FileNotFoundError:
         raise ImageError(f"{shown}: no such file") from None
     except IsADirectoryError:
@@ -85,6 +90,10 @@ def icc_profile(image) -> bytes | None:
 def _pil_to_array(img: Image.Image, convert: bool) -> np.ndarray:
     if img.getexif().get(0x0112, 1) != 1:  # EXIF orientation: shown turned, coded turned
         img = ImageOps.exif_transpose(img)
+    frames = img.info.get(FRAMES, getattr(img, "n_frames", 1))
+    if frames > 1 and not convert:
+        raise ImageError(f"image has {frames} frames (animated or multi-page); licodec codes one picture, "
+                         "use --convert (convert=True) to code the first frame")
     mode = img.mode
     if img.info.get(SIXTEEN_BIT) and not convert:
         raise ImageError("image has 16 bits per sample; licodec codes 8-bit gray or RGB exactly, "

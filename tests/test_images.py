@@ -68,6 +68,20 @@ def test_cmyk_jpeg_is_refused_unless_converted(tmp_path, tiny_model_path, capsys
     assert code == 0 and img.mode == "RGB"
 
 
+@pytest.mark.parametrize("suffix", [".gif", ".png", ".tif"])
+def test_an_animated_or_multi_page_file_is_refused_unless_converted(tmp_path, tiny_model_path, capsys, suffix):
+    first, second = smooth_image(24, 28, seed=1), smooth_image(24, 28, seed=2)
+    src = tmp_path / f"anim{suffix}"
+    Image.fromarray(first).save(src, save_all=True, append_images=[Image.fromarray(second)])
+    code, _ = roundtrip(tmp_path, tiny_model_path, src)
+    assert code == 3 and "image has 2 frames (animated or multi-page)" in capsys.readouterr().err
+    assert not (tmp_path / "anim-out.lic").exists()
+    code, img = roundtrip(tmp_path, tiny_model_path, src, "--convert")
+    assert code == 0 and img.size == (28, 24)
+    with Image.open(src) as im:  # the first frame is the one coded
+        assert np.array_equal(load_image(src, convert=True), np.asarray(im.convert("RGB")))
+
+
 def test_exif_orientation_is_applied_like_a_viewer(tmp_path, tiny_model_path):
     arr = smooth_image(20, 50)
     src = tmp_path / "r.jpg"

@@ -132,7 +132,8 @@ def add_encode(p):
                    help="encoder effort: 1..4 optimise the latents for this image (40, 100, 250, 500 "
                         "steps), for smaller files of the same quality; any decoder reads them")
     p.add_argument("--convert", action="store_true",
-                   help="accept images that lose something: drop alpha, reduce 16-bit to 8-bit, CMYK to RGB")
+                   help="accept images that lose something: drop alpha, reduce 16-bit to 8-bit, CMYK to RGB, "
+                        "code only the first frame of an animated or multi-page file")
     p.add_argument("--force", "-f", action="store_true", help="overwrite an existing output file")
     _add_batch(p, "encode")
 
