@@ -68,8 +68,8 @@ def add_arguments(p):
     opt("--clip", "gradient norm clip (0: off)", type=float)
     p.add_argument("--freeze", metavar="NAME[,NAME...]",
                    help="keep these parameters fixed: parameter names or module prefixes such as "
-                        "'g_a.0,g_a.1' (default: none; 'licodec models' shows no names, see the model's "
-                        "state_dict); with --resume, replaces the run's list ('' frees all)")
+                        "'g_a.0,g_a.1' (default: none; a name the model lacks is an error that lists "
+                        "its modules); with --resume, replaces the run's list ('' frees all)")
     opt("--ema", "keep a moving average of the weights with this decay (e.g. 0.9995; 0: off), "
                  "validated and exported in their place", type=float)
     opt("--device", "cpu, cuda, cuda:1, ...")
