@@ -295,15 +295,12 @@ def _highest_missing(folder: Path) -> Path | None:
 
 def _remove_empty_folders(root: Path) -> None:
     """Removes root and the folders below it that hold no file (deepest first)."""
-    for folder in sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+    folders = [root, *(p for p in root.rglob("*") if p.is_dir())]
+    for folder in sorted(folders, key=lambda p: len(p.parts), reverse=True):
         try:
             folder.rmdir()  # fails, as it should, on a folder that holds anything
         except OSError:
             pass
-    try:
-        root.rmdir()
-    except OSError:
-        pass
 
 
 def run_batch(kind: str, args) -> int:

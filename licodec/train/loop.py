@@ -385,19 +385,20 @@ def check_config(cfg: TrainConfig) -> None:
 
 def freeze_parameters(model: torch.nn.Module, text: str | None) -> list[str]:
     """Turns off the gradients of the parameters named in ``text`` ("g_a.0,g_a.1": names
-    or module prefixes) and returns the names of those frozen; every other parameter
-    trains. A name that matches nothing is an error (a typo would otherwise freeze nothing)."""
+    or module prefixes) and returns the names of those frozen. A name that matches
+    nothing is an error (a typo would otherwise freeze nothing)."""
     prefixes = [t.strip() for t in (text or "").split(",") if t.strip()]
-    names = [n for n, _ in model.named_parameters()]
+    params = dict(model.named_parameters())
+    frozen = []
     for prefix in prefixes:
-        if not any(n == prefix or n.startswith(prefix + ".") for n in names):
+        hits = [n for n in params if n == prefix or n.startswith(prefix + ".")]
+        if not hits:
+            modules = sorted({n.rsplit(".", 1)[0] for n in params})
             raise LicodecError(f"--freeze {prefix!r}: the model has no parameter of that name or prefix "
-                               f"(its parameters: {', '.join(sorted({n.rsplit('.', 1)[0] for n in names}))})")
-    frozen = [name for name, p in model.named_parameters()
-              if any(name == q or name.startswith(q + ".") for q in prefixes)]
-    for name, p in model.named_parameters():
-        if name in frozen:
-            p.requires_grad_(False)
+                               f"(its parameters: {', '.join(modules)})")
+        frozen += [n for n in hits if n not in frozen]
+    for name in frozen:
+        params[name].requires_grad_(False)
     return frozen
 
 
