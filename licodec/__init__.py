@@ -11,10 +11,10 @@ _register_pillow_plugin()  # Image.open("x.lic") and im.save("x.lic", quality=..
 
 
 def compress(image, model=None, quality=None, convert=False, *, target_bpp=None, size=None,
-             target_psnr=None, effort=0, progress=False) -> bytes:
+             target_psnr=None, effort=0, progress=False, adapt=True) -> bytes:
     from .codec import compress as _compress
     return _compress(image, model=model, quality=quality, convert=convert, target_bpp=target_bpp,
-                     size=size, target_psnr=target_psnr, effort=effort, progress=progress)
+                     size=size, target_psnr=target_psnr, effort=effort, progress=progress, adapt=adapt)
 
 
 compress.__doc__ = """Compress a PIL image, a uint8 numpy array or an image file's path into .lic bytes

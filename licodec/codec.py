@@ -42,6 +42,8 @@ HYPER_TILE = 16
 HYPER_MARGIN = 4
 # Qualities are coded in thousandths.
 QUALITY_SCALE = 1000
+# A variable-rate model's info may carry an allocation rule (see allocated_quality).
+ALLOCATION = "allocation"
 
 
 _TWINS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
@@ -131,14 +133,16 @@ def _with_icc(sections: dict[str, bytes], icc: bytes | None) -> dict[str, bytes]
 
 
 def encode_array(arr: np.ndarray, art: Artifact, quality: float | None = None, icc: bytes | None = None,
-                 effort: int = 0, progress: bool = False) -> bytes:
+                 effort: int = 0, progress: bool = False, adapt: bool = True) -> bytes:
     """uint8 (H, W) or (H, W, 3) array -> .lic bytes. ``quality``: a hyperprior model's
     quality (any number in its range); a factorized model has one rate. ``icc``: an ICC
     profile to carry along. ``effort`` 1..4 optimises the latents for this image
-    (licodec/effort.py), keeping the plain encoding where that costs less."""
+    (licodec/effort.py), keeping the plain encoding where that costs less. ``adapt``:
+    let the model's allocation rule move the quality for this image (allocated_quality);
+    False codes at exactly ``quality``."""
     steps_for(effort)
     if art.hyperprior:
-        return HyperpriorEncoder(arr, art).encode(quality, icc, effort=effort, progress=progress)
+        return HyperpriorEncoder(arr, art).encode(quality, icc, effort=effort, progress=progress, adapt=adapt)
     header = _header(arr, art, quality_code(art, quality))
     x = _padded_tensor(arr, art)
     m, h, w = latent_shape(art, arr.shape[0], arr.shape[1])
@@ -181,6 +185,49 @@ def cheaper(arr: np.ndarray, art: Artifact, candidates: list[bytes], lmbda: floa
     return candidates[int(np.argmin(costs))]
 
 
+def allocation_rule(art: Artifact) -> tuple[np.ndarray, np.ndarray, float] | None:
+    """A variable-rate model's allocation rule from its info: (qualities, reference,
+    slope), or None if it has none."""
+    rule = art.info.get(ALLOCATION)
+    if rule is None:
+        return None
+    try:
+        q = np.asarray(rule["qualities"], dtype=np.float64)
+        ref = np.asarray(rule["reference"], dtype=np.float64)
+        slope = float(rule["slope"])
+        ok = (q.ndim == 1 and q.shape == ref.shape and q.size >= 2 and np.all(np.diff(q) > 0)
+              and np.all(np.isfinite(ref)) and math.isfinite(slope))
+    except (TypeError, KeyError, ValueError):
+        ok = False
+    if not ok:
+        raise ModelError(f"model {art.model_id}: malformed allocation rule in its info")
+    return q, ref, slope
+
+
+def allocated_quality(art: Artifact, y: torch.Tensor, quality: float) -> float:
+    """The quality one image is coded at when ``quality`` is asked, from its latents
+    ``y`` (before the gains).
+
+    At one quality the network gives every image the same rate-distortion trade-off,
+    so an easy image (sky, snow) gets few bits at a high PSNR and a busy one many bits
+    at a low PSNR, where a bit buys less. The model's allocation rule moves the quality
+    of each image by ``slope * (ln f - reference(quality))``, where f is the share of
+    its latents that round to nonzero at ``quality`` (how busy the image is, free once
+    the analysis has run) and reference the mean of ln f over training images: busy
+    images down, easy ones up, a typical image stays. Fitted by
+    scripts/fit_allocation.py; the decoder reads the quality used from the header.
+    """
+    rule = allocation_rule(art)
+    if rule is None:
+        return quality
+    qualities, reference, slope = rule
+    model = art.model
+    share = float((y * model.gains(torch.tensor([quality]))).abs().gt(0.5).float().mean())
+    moved = quality + slope * (math.log(max(share, 1e-6)) - float(np.interp(quality, qualities, reference)))
+    q_min, q_max = model.quality_range
+    return min(max(moved, q_min), q_max)
+
+
 class HyperpriorEncoder:
     """Encodes one image at any number of qualities; the analysis transform (most of the
     encoder's work) runs once, in the constructor."""
@@ -196,9 +243,12 @@ class HyperpriorEncoder:
             tiled_apply(_analysis(model), self.x, self.y, model.downsampling_factor, 1, TILE, MARGIN)
 
     def encode(self, quality: float | None = None, icc: bytes | None = None, effort: int = 0,
-               progress: bool = False) -> bytes:
+               progress: bool = False, adapt: bool = False) -> bytes:
+        """The file at ``quality``; ``adapt`` moves it for this image (allocated_quality)."""
         art, model = self.art, self.art.model
         code = quality_code(art, quality)
+        if adapt:
+            code = int(round(allocated_quality(art, self.y, code / QUALITY_SCALE) * QUALITY_SCALE))
         q = code / QUALITY_SCALE
         h, w, k = self.h, self.w, model.hyper_factor
         with torch.inference_mode():
@@ -419,7 +469,8 @@ def encode_to_target(arr: np.ndarray, model=None, *, target_bpp: float | None = 
 
 def compress(image, model: str | Path | Artifact | None = None, quality: float | None = None,
              convert: bool = False, *, target_bpp: float | None = None, size: int | None = None,
-             target_psnr: float | None = None, effort: int = 0, progress: bool = False) -> bytes:
+             target_psnr: float | None = None, effort: int = 0, progress: bool = False,
+             adapt: bool = True) -> bytes:
     """Compresses a PIL image or uint8 numpy array into .lic bytes.
 
     ``model``: a shipped model name, ``"bls2017"`` (the paper's eight models, one per
@@ -430,7 +481,8 @@ def compress(image, model: str | Path | Artifact | None = None, quality: float |
     this image instead (see encode_to_target). ``convert=True`` accepts images that
     lose something in coding (alpha is dropped, 16-bit samples become 8-bit).
     ``effort`` 1..4 spends more encoding time on smaller files of the same quality (the
-    decoder and the format are the same; ``progress`` shows a bar).
+    decoder and the format are the same; ``progress`` shows a bar). ``adapt=False``
+    codes at exactly ``quality``, without the per-image move of allocated_quality.
     """
     if isinstance(image, (str, os.PathLike)):
         arr, icc = load_image_icc(image, convert=convert)
@@ -444,7 +496,7 @@ def compress(image, model: str | Path | Artifact | None = None, quality: float |
         return encode_to_target(arr, model, target_bpp=target_bpp, size=size, target_psnr=target_psnr,
                                 icc=icc)[0]
     art, quality = select_model(model, quality)
-    return encode_array(arr, art, quality, icc, effort=effort, progress=progress)
+    return encode_array(arr, art, quality, icc, effort=effort, progress=progress, adapt=adapt)
 
 
 def decompress(data, model: str | Path | Artifact | None = None) -> Image.Image:

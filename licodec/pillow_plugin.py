@@ -1,7 +1,7 @@
 """Pillow support for .lic files, registered on ``import licodec``:
 
     Image.open("photo.lic")                 # decodes with the model the file names
-    im.save("photo.lic", quality=4.5)       # or size=BYTES, target_bpp=, target_psnr=, model=
+    im.save("photo.lic", quality=4.5)       # or size=BYTES, target_bpp=, target_psnr=, model=, adapt=
 
 Like pillow-heif and pillow-avif-plugin. Torch is imported only when pixels are needed.
 """
@@ -56,7 +56,8 @@ def _save(im: Image.Image, fp, filename) -> None:
     icc = opts.get("icc_profile", im.info.get("icc_profile"))
     image = im if not icc or im.info.get("icc_profile") == icc else _with_icc(im, icc)
     data = compress(image, model=opts.get("model"), quality=opts.get("quality"), convert=opts.get("convert", False),
-                    target_bpp=opts.get("target_bpp"), size=opts.get("size"), target_psnr=opts.get("target_psnr"))
+                    target_bpp=opts.get("target_bpp"), size=opts.get("size"), target_psnr=opts.get("target_psnr"),
+                    adapt=opts.get("adapt", True))
     fp.write(data)
 
 

@@ -10,6 +10,9 @@
    installed, `licodec eval --codecs licodec` means it, and both curves share the folder.
 3. Prints the commands that evaluate the new default on each folder and make its table.
 
+New weights need their own allocation rule (scripts/fit_allocation.py) before they are
+evaluated: without one, every image is coded at the quality asked.
+
 Ship only weights that beat every bls2017 model at its rate on both validation sets
 (`scripts/rd_check.py ... --per-rate licodec-bls2017`, or `licodec` before step 2).
 """

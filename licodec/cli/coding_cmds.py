@@ -131,6 +131,9 @@ def add_encode(p):
     p.add_argument("--effort", "-e", type=int, default=0, choices=range(0, 5), metavar="0..4",
                    help="encoder effort: 1..4 optimise the latents for this image (40, 100, 250, 500 "
                         "steps), for smaller files of the same quality; any decoder reads them")
+    p.add_argument("--no-adapt", dest="adapt", action="store_false",
+                   help="code at exactly --quality; by default the variable-rate model moves it for each "
+                        "image (busy images down, easy ones up) where its weights carry an allocation rule")
     p.add_argument("--convert", action="store_true",
                    help="accept images that lose something: drop alpha, reduce 16-bit to 8-bit, CMYK to RGB, "
                         "code only the first frame of an animated or multi-page file")
@@ -166,7 +169,7 @@ def run_encode(args) -> int:
 
 def encode_file(src: Path, out: Path, args) -> str:
     """Encodes one file; returns the report line."""
-    from ..codec import encode_array, encode_to_target, read_header
+    from ..codec import default_quality, encode_array, encode_to_target, read_header
     from ..zoo.registry import select_model
     if str(out) != STDIO and _image_format(out) is not None:
         raise LicodecError(f"{out}: refusing to write licodec data under an image file name "
@@ -182,11 +185,14 @@ def encode_file(src: Path, out: Path, args) -> str:
     else:
         art, quality = select_model(args.model, args.quality)
         data = encode_array(arr, art, quality, icc, effort=args.effort,
-                            progress=args.effort > 0 and args.out_dir is None)
+                            progress=args.effort > 0 and args.out_dir is None, adapt=args.adapt)
         model_id, chosen = art.model_id, ""
         header = read_header(data)
         if art.hyperprior:
             chosen = f"quality {header.quality / 1000:g}"
+            asked = default_quality(art) if quality is None else quality
+            if abs(header.quality / 1000 - asked) > 5e-4:
+                chosen += f" (asked {asked:g})"
     write_output(out, data, force=args.force)
     h, w = arr.shape[:2]
     return (f"{len(data)} bytes, {w}x{h}, {8 * len(data) / (w * h):.4f} bpp, model {model_id}"
