@@ -44,6 +44,9 @@ HYPER_MARGIN = 4
 QUALITY_SCALE = 1000
 # A variable-rate model's info may carry an allocation rule (see allocated_quality).
 ALLOCATION = "allocation"
+# The most the rule moves a quality: beyond the moves it makes on photographs (within 2.2
+# on the training images it was fitted on), for content unlike them (a flat screenshot).
+MAX_MOVE = 3.0
 
 
 _TWINS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
@@ -214,8 +217,9 @@ def allocated_quality(art: Artifact, y: torch.Tensor, quality: float) -> float:
     of each image by ``slope * (ln f - reference(quality))``, where f is the share of
     its latents that round to nonzero at ``quality`` (how busy the image is, free once
     the analysis has run) and reference the mean of ln f over training images: busy
-    images down, easy ones up, a typical image stays. Fitted by
-    scripts/fit_allocation.py; the decoder reads the quality used from the header.
+    images down, easy ones up, a typical image stays; by MAX_MOVE at most, within the
+    model's range. Fitted by scripts/fit_allocation.py; the decoder reads the quality
+    used from the header.
     """
     rule = allocation_rule(art)
     if rule is None:
@@ -223,9 +227,9 @@ def allocated_quality(art: Artifact, y: torch.Tensor, quality: float) -> float:
     qualities, reference, slope = rule
     model = art.model
     share = float((y * model.gains(torch.tensor([quality]))).abs().gt(0.5).float().mean())
-    moved = quality + slope * (math.log(max(share, 1e-6)) - float(np.interp(quality, qualities, reference)))
+    move = slope * (math.log(max(share, 1e-6)) - float(np.interp(quality, qualities, reference)))
     q_min, q_max = model.quality_range
-    return min(max(moved, q_min), q_max)
+    return min(max(quality + min(max(move, -MAX_MOVE), MAX_MOVE), q_min), q_max)
 
 
 class HyperpriorEncoder:

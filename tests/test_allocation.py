@@ -13,7 +13,7 @@ from PIL import Image
 
 import licodec
 from licodec import bitstream
-from licodec.codec import ALLOCATION, HyperpriorEncoder, allocated_quality, decode_array, encode_array
+from licodec.codec import ALLOCATION, MAX_MOVE, HyperpriorEncoder, allocated_quality, decode_array, encode_array
 from licodec.errors import ModelError
 from licodec.zoo.artifact import load_artifact
 
@@ -85,10 +85,11 @@ def test_the_encoder_codes_at_the_moved_quality(ruled):
     assert decode_array(data, ruled).shape == busy.shape
 
 
-def test_the_moved_quality_stays_in_the_models_range(ruled):
-    for slope, bound in ((-50.0, 10.0), (50.0, 1.0)):
+def test_the_moved_quality_stays_in_the_models_range_and_moves_by_max_move_at_most(ruled):
+    for slope, asked, coded in ((-50.0, 5.0, 5.0 + MAX_MOVE), (50.0, 5.0, 5.0 - MAX_MOVE),
+                                (-50.0, 9.0, 10.0), (50.0, 2.0, 1.0)):
         steep = _with_rule(ruled, **{**ruled.info[ALLOCATION], "slope": slope})
-        assert _coded_quality(encode_array(_busy(), steep, 5.0)) == bound
+        assert _coded_quality(encode_array(_busy(), steep, asked)) == coded
 
 
 def test_searches_for_a_size_code_at_the_qualities_they_try(ruled):
