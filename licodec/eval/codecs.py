@@ -292,7 +292,11 @@ class Licodec(Codec):
     def describe(self):
         from .. import __version__
         if self.variable is not None:
+            from ..codec import allocation_rule
             models = f"model {self.variable.model_id} at qualities {', '.join(f'{q:g}' for q in self.settings())}"
+            rule = allocation_rule(self.variable)
+            if rule is not None:
+                models += f", each image's quality moved by the model's allocation rule (slope {rule[2]:g})"
         else:
             models = "models " + ", ".join(self._art(s).model_id for s in self.settings())
         return {"library": f"licodec {__version__}", "settings": models}
