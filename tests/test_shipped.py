@@ -112,6 +112,14 @@ def test_the_default_model_moves_the_quality_of_easy_images_up_and_of_busy_ones_
 
 
 @variable_rate
+def test_models_verbose_names_the_allocation_rule(capsys):
+    from licodec.cli import main
+    assert main(["models", "-v"]) == 0
+    slope = default_model().info["allocation"]["slope"]
+    assert f"quality moved per image by its allocation rule (slope {slope}" in capsys.readouterr().out
+
+
+@variable_rate
 @pytest.mark.parametrize("quality", [1.0, 5.5, 10.0])
 def test_the_variable_rate_models_estimated_rate_matches_the_coded_size(quality):
     """The Gaussian's rate estimate of the rounded latents and the real y section agree

@@ -53,4 +53,8 @@ def run(args) -> int:
             history = [h.get("name", "?") for h in info.get("history", [])]
             print(f"{'':<18} trained {steps} steps, {(wall or 0) / 3600:.1f} h in its last run"
                   + (f"; continued from {' <- '.join(reversed(history))}" if history else "") + f"; {path}")
+            rule = info.get("allocation")
+            if isinstance(rule, dict):
+                print(f"{'':<18} quality moved per image by its allocation rule (slope {rule.get('slope')}, "
+                      f"fitted on {rule.get('fitted_on', '?')}); --no-adapt keeps it")
     return 0
