@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from safetensors.numpy import load as st_load, save as st_save  # noqa: E402
 
-from licodec.codec import ALLOCATION, HyperpriorEncoder  # noqa: E402
+from licodec.codec import ALLOCATION, MAX_MOVE, HyperpriorEncoder  # noqa: E402
 from licodec.eval.bdrate import bd_rate, pchip  # noqa: E402
 from licodec.eval.metrics import ms_ssim, ms_ssim_db, psnr  # noqa: E402
 from licodec.imageio import IMAGE_SUFFIXES, atomic_write, load_image  # noqa: E402
@@ -118,8 +118,8 @@ def fit(raw: dict[str, np.ndarray], slopes=SLOPES) -> tuple[np.ndarray, float, l
     base = mean_curve(curves, np.tile(asked, (n, 1)))
     results = []
     for slope in slopes:
-        moved = fine[None] + slope * (log_share - ref_fine[None])
-        moved = np.clip(moved, fine[0], fine[-1])
+        move = np.clip(slope * (log_share - ref_fine[None]), -MAX_MOVE, MAX_MOVE)  # as the encoder moves
+        moved = np.clip(fine[None] + move, fine[0], fine[-1])
         monotone = bool(np.all(np.diff(moved, axis=1) >= -1e-9))
         pick = np.clip(np.round((moved[:, asked] - fine[0]) / STEP).astype(int), 0, len(fine) - 1)
         b, p, m = mean_curve(curves, pick)
@@ -141,7 +141,6 @@ def main() -> int:
     args = p.parse_args()
     if args.out.exists() and not args.force:
         p.error(f"{args.out} exists (use -f)")
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     art = load_artifact(args.weights)
     if not art.hyperprior:
         p.error(f"{args.weights} is not a variable-rate model")
