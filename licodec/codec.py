@@ -207,6 +207,12 @@ def allocation_rule(art: Artifact) -> tuple[np.ndarray, np.ndarray, float] | Non
     return q, ref, slope
 
 
+def nonzero_share(model, y: torch.Tensor, quality: float) -> float:
+    """The share of latents ``y`` (before the gains) that round to nonzero at ``quality``:
+    how busy an image is, the measure of the allocation rule."""
+    return float((y * model.gains(torch.tensor([quality]))).abs().gt(0.5).float().mean())
+
+
 def allocated_quality(art: Artifact, y: torch.Tensor, quality: float) -> float:
     """The quality one image is coded at when ``quality`` is asked, from its latents
     ``y`` (before the gains).
@@ -226,7 +232,7 @@ def allocated_quality(art: Artifact, y: torch.Tensor, quality: float) -> float:
         return quality
     qualities, reference, slope = rule
     model = art.model
-    share = float((y * model.gains(torch.tensor([quality]))).abs().gt(0.5).float().mean())
+    share = nonzero_share(model, y, quality)
     move = slope * (math.log(max(share, 1e-6)) - float(np.interp(quality, qualities, reference)))
     q_min, q_max = model.quality_range
     return min(max(quality + min(max(move, -MAX_MOVE), MAX_MOVE), q_min), q_max)

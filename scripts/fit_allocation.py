@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from safetensors.numpy import load as st_load, save as st_save  # noqa: E402
 
-from licodec.codec import ALLOCATION, MAX_MOVE, HyperpriorEncoder  # noqa: E402
+from licodec.codec import ALLOCATION, MAX_MOVE, HyperpriorEncoder, nonzero_share  # noqa: E402
 from licodec.eval.bdrate import bd_rate, pchip  # noqa: E402
 from licodec.eval.metrics import ms_ssim, ms_ssim_db, psnr  # noqa: E402
 from licodec.imageio import IMAGE_SUFFIXES, atomic_write, load_image  # noqa: E402
@@ -73,7 +73,7 @@ def image_curves(art, arr: np.ndarray, qualities: np.ndarray) -> dict[str, list[
         out["bpp"].append(bits / (h * w))
         out["psnr"].append(psnr(arr, rec))
         out["ms_ssim"].append(ms_ssim(arr, rec))
-        out["share"].append(float(y.abs().gt(0.5).float().mean()))
+        out["share"].append(nonzero_share(model, enc.y, float(q)))
     return out
 
 

@@ -13,7 +13,8 @@ from PIL import Image
 
 import licodec
 from licodec import bitstream
-from licodec.codec import ALLOCATION, MAX_MOVE, HyperpriorEncoder, allocated_quality, decode_array, encode_array
+from licodec.codec import (ALLOCATION, MAX_MOVE, HyperpriorEncoder, allocated_quality, decode_array, encode_array,
+                           nonzero_share)
 from licodec.errors import ModelError
 from licodec.zoo.artifact import load_artifact
 
@@ -31,8 +32,7 @@ def _busy(h=64, w=96):
 
 
 def _share(art, img, q):
-    y = HyperpriorEncoder(img, art).y
-    return float((y * art.model.gains(torch.tensor([q]))).abs().gt(0.5).float().mean())
+    return nonzero_share(art.model, HyperpriorEncoder(img, art).y, q)
 
 
 def _with_rule(art, **rule):
