@@ -46,7 +46,7 @@ def main() -> int:
         p.error(f"no per-image CSV of {args.anchor} or {args.codec} in {args.folder}")
     images = sorted(set(anchor) & set(test))
 
-    def mean(curves, pick=None):
+    def mean(curves):
         b = np.mean([curves[i]["bpp"] for i in images], 0)
         q = np.mean([curves[i]["psnr"] for i in images], 0)
         m = np.array([ms_ssim_db(v) for v in np.mean([raw(curves[i]["ms-ssim"]) for i in images], 0)])
