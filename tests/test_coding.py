@@ -125,3 +125,37 @@ def test_symbols_are_grouped_by_table_in_the_order_of_an_int64_stable_sort(n_tab
     order, bounds = _groups(idx, n_tables)
     np.testing.assert_array_equal(order, np.argsort(idx, kind="stable"))
     np.testing.assert_array_equal(np.diff(bounds), np.bincount(idx, minlength=n_tables))
+
+
+
+def _three_tables():
+    """Three tables objects of one shape: wide, narrow and steep rows."""
+    wide, narrow = laplace_tables(4), laplace_tables(4, half=3)
+    steep = CodingTables(np.ascontiguousarray(wide.freqs[::-1]), wide.lengths[::-1].copy(),
+                         wide.offsets.copy(), wide.precision)
+    values = np.random.default_rng(5).integers(-3, 4, (4, 300)).astype(np.int32)
+    return {"wide": wide, "narrow": narrow, "steep": steep}, values
+
+
+def test_bytes_do_not_depend_on_the_tables_coded_before():
+    """The coder keeps the range coder's model of each row with its tables object; what
+    one tables object codes must not depend on which others were used before, in this
+    process or in a fresh one that codes them in the other order."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    script = ("from tests.test_coding import _three_tables, encode\n"
+              "tables, values = _three_tables()\n"
+              "for name in ('steep', 'narrow', 'wide'):\n"
+              "    print(name, encode(values, tables[name]).hex())\n")
+    fresh = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                           cwd=Path(__file__).resolve().parents[1]).stdout.split()
+    fresh = dict(zip(fresh[::2], fresh[1::2]))
+    tables, values = _three_tables()
+    here = {name: encode(values, tables[name]).hex() for name in ("wide", "narrow", "steep")}
+    assert here == fresh and len(set(here.values())) == 3
+    copy = CodingTables(tables["wide"].freqs.copy(), tables["wide"].lengths.copy(),
+                        tables["wide"].offsets.copy(), tables["wide"].precision)
+    assert encode(values, copy).hex() == here["wide"]
+    for t in tables.values():
+        assert np.array_equal(decode(encode(values, t), t, 300), values)

@@ -13,6 +13,8 @@ Every int32 value is codable; nothing is clamped.
 """
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 import constriction
 
@@ -29,9 +31,20 @@ CHUNK_BITS = 16
 _UNIFORM = constriction.stream.model.Uniform()
 
 
+# constriction's model of each table row, built on first use and kept with the tables
+# (they are immutable, and building one costs more than coding a few hundred symbols).
+_MODELS: "weakref.WeakKeyDictionary[CodingTables, list]" = weakref.WeakKeyDictionary()
+
+
 def _model(tables: CodingTables, row: int):
-    freqs = tables.freqs[row, : tables.lengths[row]].astype(np.float64) / float(1 << tables.precision)
-    return constriction.stream.model.Categorical(freqs, perfect=False)
+    models = _MODELS.get(tables)
+    if models is None:
+        models = _MODELS[tables] = [None] * tables.channels
+    model = models[row]
+    if model is None:
+        freqs = tables.freqs[row, : tables.lengths[row]].astype(np.float64) / float(1 << tables.precision)
+        model = models[row] = constriction.stream.model.Categorical(freqs, perfect=False)
+    return model
 
 
 def _groups(indexes: np.ndarray, n_tables: int) -> tuple[np.ndarray, np.ndarray]:
@@ -88,6 +101,11 @@ def _join_chunks(chunks: np.ndarray, bits: np.ndarray) -> np.ndarray:
     return np.array(out, dtype=np.int64)
 
 
+def _sorted_tables(bounds: np.ndarray) -> np.ndarray:
+    """The table of each symbol in table order (``_groups``' order)."""
+    return np.repeat(np.arange(bounds.size - 1), np.diff(bounds))
+
+
 def encode_indexed(symbols: np.ndarray, indexes: np.ndarray, tables: CodingTables) -> bytes:
     """Codes int32 ``symbols`` (1-D), symbol i with table row ``indexes[i]``.
 
@@ -99,17 +117,21 @@ def encode_indexed(symbols: np.ndarray, indexes: np.ndarray, tables: CodingTable
         raise ValueError(f"symbols must be a 1-D int32 array, got {symbols.dtype} {symbols.shape}")
     indexes = _check_indexes(indexes, symbols.size, tables)
     order, bounds = _groups(indexes, tables.channels)
+    table = _sorted_tables(bounds)
+    # entries of every symbol in table order, those outside their row on its escape
+    entry = symbols[order].astype(np.int64) - tables.offsets.astype(np.int64)[table]
+    escape = tables.lengths.astype(np.int64)[table] - 1
+    outside = (entry < 0) | (entry >= escape)
+    coded = np.where(outside, escape, entry).astype(np.int32)
+    escapes = np.bincount(table[outside], minlength=tables.channels)
     encoder = constriction.stream.queue.RangeEncoder()
-    for k in range(tables.channels):
-        if bounds[k] == bounds[k + 1]:
-            continue
-        escape = int(tables.lengths[k]) - 1
-        index = symbols[order[bounds[k]: bounds[k + 1]]].astype(np.int64) - int(tables.offsets[k])
-        outside = (index < 0) | (index >= escape)
-        encoder.encode(np.where(outside, escape, index).astype(np.int32), _model(tables, k))
-        if outside.any():
-            idx = index[outside]
-            u = np.where(idx >= escape, 2 * (idx - escape), 2 * (-idx - 1) + 1) + 1
+    for k in np.flatnonzero(np.diff(bounds)).tolist():
+        lo, hi = int(bounds[k]), int(bounds[k + 1])
+        encoder.encode(coded[lo:hi], _model(tables, k))
+        if escapes[k]:
+            top = int(tables.lengths[k]) - 1
+            idx = entry[lo:hi][outside[lo:hi]]
+            u = np.where(idx >= top, 2 * (idx - top), 2 * (-idx - 1) + 1) + 1
             bits = np.array([int(v).bit_length() - 1 for v in u.tolist()], dtype=np.int32)
             encoder.encode(bits, _UNIFORM, np.full(bits.size, ESCAPE_MAX_BITS, dtype=np.int32))
             if bits.sum() > 0:
@@ -157,36 +179,35 @@ def decode_indexed(data: bytes, indexes: np.ndarray, tables: CodingTables) -> np
         raise BitstreamError(f"payload of {len(data)} bytes is too short for the image size in the "
                              "header (forged or corrupt header)")
     words = np.frombuffer(data, dtype="<u4").astype(np.uint32)
-    out = np.empty(indexes.size, dtype=np.int32)
     order, bounds = _groups(indexes, tables.channels)
+    entry = np.empty(indexes.size, dtype=np.int64)  # in table order
     try:
         decoder = constriction.stream.queue.RangeDecoder(words)
-        for k in range(tables.channels):
-            count = int(bounds[k + 1] - bounds[k])
-            if count == 0:
-                continue
-            escape = int(tables.lengths[k]) - 1
-            index = decoder.decode(_model(tables, k), count).astype(np.int64)
-            outside = index == escape
-            n_escapes = int(outside.sum())
+        for k in np.flatnonzero(np.diff(bounds)).tolist():
+            lo, hi = int(bounds[k]), int(bounds[k + 1])
+            got = decoder.decode(_model(tables, k), hi - lo).astype(np.int64)
+            top = int(tables.lengths[k]) - 1
+            outside = got == top
+            n_escapes = int(np.count_nonzero(outside))
             if n_escapes:
                 bits = decoder.decode(_UNIFORM, np.full(n_escapes, ESCAPE_MAX_BITS, dtype=np.int32))
                 bits = bits.astype(np.int32)
                 sizes = _chunk_sizes(bits)
                 chunks = decoder.decode(_UNIFORM, sizes) if sizes.size else sizes
                 u = _join_chunks(chunks, bits) - 1
-                folded = np.where(u % 2 == 0, escape + u // 2, -(u // 2) - 1)
-                index[outside] = folded
-            values = index + int(tables.offsets[k])
-            if values.size and (values.min() < np.iinfo(np.int32).min or values.max() > np.iinfo(np.int32).max):
-                raise BitstreamError("entropy-coded payload decodes to values outside int32")
-            out[order[bounds[k]: bounds[k + 1]]] = values
+                got[outside] = np.where(u % 2 == 0, top + u // 2, -(u // 2) - 1)
+            entry[lo:hi] = got
         if not decoder.maybe_exhausted():
             raise BitstreamError("entropy-coded payload has data left over after the last symbol")
     except BitstreamError:
         raise
     except Exception as exc:  # constriction reports malformed streams as generic errors
         raise BitstreamError(f"entropy-coded payload is corrupt ({exc})") from None
+    values = entry + tables.offsets.astype(np.int64)[_sorted_tables(bounds)]
+    if values.size and (values.min() < np.iinfo(np.int32).min or values.max() > np.iinfo(np.int32).max):
+        raise BitstreamError("entropy-coded payload decodes to values outside int32")
+    out = np.empty(indexes.size, dtype=np.int32)
+    out[order] = values
     return out.reshape(shape)
 
 
