@@ -159,3 +159,18 @@ def test_bytes_do_not_depend_on_the_tables_coded_before():
     assert encode(values, copy).hex() == here["wide"]
     for t in tables.values():
         assert np.array_equal(decode(encode(values, t), t, 300), values)
+
+
+@pytest.mark.parametrize("block", [1, 7, 64])
+def test_bytes_do_not_depend_on_how_many_symbols_are_prepared_at_once(rng, monkeypatch, block):
+    """Large images are coded in runs of tables (BLOCK_SYMBOLS): the runs must not show
+    in the stream, with escapes and empty tables among them."""
+    from licodec.coding import range_coder
+    tables = laplace_tables(6)
+    values = np.round(rng.laplace(0, 4, (6, 50))).astype(np.int32)
+    values[2, :3] = [I32.min, 40, -(10**5)]
+    indexes = rng.choice([0, 1, 2, 4, 5], size=values.size).astype(np.int32)  # table 3 unused
+    whole = range_coder.encode_indexed(values.reshape(-1), indexes, tables)
+    monkeypatch.setattr(range_coder, "BLOCK_SYMBOLS", block)
+    assert range_coder.encode_indexed(values.reshape(-1), indexes, tables) == whole
+    assert np.array_equal(range_coder.decode_indexed(whole, indexes, tables), values.reshape(-1))

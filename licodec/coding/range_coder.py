@@ -101,9 +101,29 @@ def _join_chunks(chunks: np.ndarray, bits: np.ndarray) -> np.ndarray:
     return np.array(out, dtype=np.int64)
 
 
-def _sorted_tables(bounds: np.ndarray) -> np.ndarray:
-    """The table of each symbol in table order (``_groups``' order)."""
-    return np.repeat(np.arange(bounds.size - 1), np.diff(bounds))
+# Symbols prepared at once (table order): runs of whole tables of at most this many
+# symbols, or one larger table; bounds the coder's working memory on large images.
+BLOCK_SYMBOLS = 1 << 20
+
+
+def _blocks(bounds: np.ndarray):
+    """(first, end) table ranges of ``_groups``' bounds, each holding at most
+    BLOCK_SYMBOLS symbols or a single table."""
+    n = bounds.size - 1
+    first = 0
+    while first < n:
+        end = int(np.searchsorted(bounds, bounds[first] + BLOCK_SYMBOLS, side="right")) - 1
+        end = min(max(end, first + 1), n)
+        yield first, end
+        first = end
+
+
+def _per_symbol(row_values: np.ndarray, bounds: np.ndarray, first: int, end: int):
+    """A per-table value for every symbol of tables first..end-1 (int64; a scalar for
+    one table)."""
+    if end - first == 1:
+        return np.int64(row_values[first])
+    return np.repeat(row_values[first:end].astype(np.int64), np.diff(bounds[first: end + 1]))
 
 
 def encode_indexed(symbols: np.ndarray, indexes: np.ndarray, tables: CodingTables) -> bytes:
@@ -117,25 +137,27 @@ def encode_indexed(symbols: np.ndarray, indexes: np.ndarray, tables: CodingTable
         raise ValueError(f"symbols must be a 1-D int32 array, got {symbols.dtype} {symbols.shape}")
     indexes = _check_indexes(indexes, symbols.size, tables)
     order, bounds = _groups(indexes, tables.channels)
-    table = _sorted_tables(bounds)
-    # entries of every symbol in table order, those outside their row on its escape
-    entry = symbols[order].astype(np.int64) - tables.offsets.astype(np.int64)[table]
-    escape = tables.lengths.astype(np.int64)[table] - 1
-    outside = (entry < 0) | (entry >= escape)
-    coded = np.where(outside, escape, entry).astype(np.int32)
-    escapes = np.bincount(table[outside], minlength=tables.channels)
     encoder = constriction.stream.queue.RangeEncoder()
-    for k in np.flatnonzero(np.diff(bounds)).tolist():
-        lo, hi = int(bounds[k]), int(bounds[k + 1])
-        encoder.encode(coded[lo:hi], _model(tables, k))
-        if escapes[k]:
-            top = int(tables.lengths[k]) - 1
-            idx = entry[lo:hi][outside[lo:hi]]
-            u = np.where(idx >= top, 2 * (idx - top), 2 * (-idx - 1) + 1) + 1
-            bits = np.array([int(v).bit_length() - 1 for v in u.tolist()], dtype=np.int32)
-            encoder.encode(bits, _UNIFORM, np.full(bits.size, ESCAPE_MAX_BITS, dtype=np.int32))
-            if bits.sum() > 0:
-                encoder.encode(_split_chunks(u, bits), _UNIFORM, _chunk_sizes(bits))
+    for first, end in _blocks(bounds):
+        base = int(bounds[first])
+        # each symbol's entry in its row; those outside the row are coded as its escape
+        entry = symbols[order[base: bounds[end]]].astype(np.int64) - _per_symbol(tables.offsets, bounds, first, end)
+        top = _per_symbol(tables.lengths, bounds, first, end) - 1
+        outside = (entry < 0) | (entry >= top)
+        coded = np.where(outside, top, entry).astype(np.int32)
+        used = [k for k in range(first, end) if bounds[k] < bounds[k + 1]]
+        escapes = np.add.reduceat(outside, bounds[used] - base, dtype=np.int64) if used else []
+        for k, n_escapes in zip(used, escapes):
+            lo, hi = int(bounds[k]) - base, int(bounds[k + 1]) - base
+            encoder.encode(coded[lo:hi], _model(tables, k))
+            if n_escapes:
+                row_top = int(tables.lengths[k]) - 1
+                idx = entry[lo:hi][outside[lo:hi]]
+                u = np.where(idx >= row_top, 2 * (idx - row_top), 2 * (-idx - 1) + 1) + 1
+                bits = np.array([int(v).bit_length() - 1 for v in u.tolist()], dtype=np.int32)
+                encoder.encode(bits, _UNIFORM, np.full(bits.size, ESCAPE_MAX_BITS, dtype=np.int32))
+                if bits.sum() > 0:
+                    encoder.encode(_split_chunks(u, bits), _UNIFORM, _chunk_sizes(bits))
     return encoder.get_compressed().astype("<u4").tobytes()
 
 
@@ -179,35 +201,39 @@ def decode_indexed(data: bytes, indexes: np.ndarray, tables: CodingTables) -> np
         raise BitstreamError(f"payload of {len(data)} bytes is too short for the image size in the "
                              "header (forged or corrupt header)")
     words = np.frombuffer(data, dtype="<u4").astype(np.uint32)
+    out = np.empty(indexes.size, dtype=np.int32)
     order, bounds = _groups(indexes, tables.channels)
-    entry = np.empty(indexes.size, dtype=np.int64)  # in table order
     try:
         decoder = constriction.stream.queue.RangeDecoder(words)
-        for k in np.flatnonzero(np.diff(bounds)).tolist():
-            lo, hi = int(bounds[k]), int(bounds[k + 1])
-            got = decoder.decode(_model(tables, k), hi - lo).astype(np.int64)
-            top = int(tables.lengths[k]) - 1
-            outside = got == top
-            n_escapes = int(np.count_nonzero(outside))
-            if n_escapes:
-                bits = decoder.decode(_UNIFORM, np.full(n_escapes, ESCAPE_MAX_BITS, dtype=np.int32))
-                bits = bits.astype(np.int32)
-                sizes = _chunk_sizes(bits)
-                chunks = decoder.decode(_UNIFORM, sizes) if sizes.size else sizes
-                u = _join_chunks(chunks, bits) - 1
-                got[outside] = np.where(u % 2 == 0, top + u // 2, -(u // 2) - 1)
-            entry[lo:hi] = got
+        for first, end in _blocks(bounds):
+            base = int(bounds[first])
+            entry = np.empty(int(bounds[end]) - base, dtype=np.int64)
+            for k in range(first, end):
+                lo, hi = int(bounds[k]) - base, int(bounds[k + 1]) - base
+                if lo == hi:
+                    continue
+                got = decoder.decode(_model(tables, k), hi - lo).astype(np.int64)
+                row_top = int(tables.lengths[k]) - 1
+                outside = got == row_top
+                n_escapes = int(np.count_nonzero(outside))
+                if n_escapes:
+                    bits = decoder.decode(_UNIFORM, np.full(n_escapes, ESCAPE_MAX_BITS, dtype=np.int32))
+                    bits = bits.astype(np.int32)
+                    sizes = _chunk_sizes(bits)
+                    chunks = decoder.decode(_UNIFORM, sizes) if sizes.size else sizes
+                    u = _join_chunks(chunks, bits) - 1
+                    got[outside] = np.where(u % 2 == 0, row_top + u // 2, -(u // 2) - 1)
+                entry[lo:hi] = got
+            entry += _per_symbol(tables.offsets, bounds, first, end)
+            if entry.size and (entry.min() < np.iinfo(np.int32).min or entry.max() > np.iinfo(np.int32).max):
+                raise BitstreamError("entropy-coded payload decodes to values outside int32")
+            out[order[base: bounds[end]]] = entry
         if not decoder.maybe_exhausted():
             raise BitstreamError("entropy-coded payload has data left over after the last symbol")
     except BitstreamError:
         raise
     except Exception as exc:  # constriction reports malformed streams as generic errors
         raise BitstreamError(f"entropy-coded payload is corrupt ({exc})") from None
-    values = entry + tables.offsets.astype(np.int64)[_sorted_tables(bounds)]
-    if values.size and (values.min() < np.iinfo(np.int32).min or values.max() > np.iinfo(np.int32).max):
-        raise BitstreamError("entropy-coded payload decodes to values outside int32")
-    out = np.empty(indexes.size, dtype=np.int32)
-    out[order] = values
     return out.reshape(shape)
 
 
