@@ -127,7 +127,6 @@ def test_symbols_are_grouped_by_table_in_the_order_of_an_int64_stable_sort(n_tab
     np.testing.assert_array_equal(np.diff(bounds), np.bincount(idx, minlength=n_tables))
 
 
-
 def _three_tables():
     """Three tables objects of one shape: wide, narrow and steep rows."""
     wide, narrow = laplace_tables(4), laplace_tables(4, half=3)
