@@ -600,3 +600,75 @@ def test_bf16_is_used_only_where_the_machine_computes_it_and_a_resume_picks_agai
     assert loop.machine_precision(cfg, cpu)[:2] == (False, True)
     monkeypatch.setattr(loop, "native_bf16", lambda device: True)
     assert loop.machine_precision(TrainConfig(data="", out="", bf16=False), cpu)[:2] == (False, False)
+
+
+def test_cached_front_features_are_those_of_the_crops_and_crops_align_as_flipped(image_folder):
+    from licodec.models import build_model
+    from licodec.train.data import CropDataset
+    from licodec.train.front import FrontCache
+    from licodec.train.loop import freeze_parameters
+    torch.manual_seed(0)
+    model = build_model("bls2017-hp", 8, 8)
+    data = CropDataset(image_folder, crop=64, warn=lambda m: None)
+    with pytest.raises(Exception, match="--cache-front needs --freeze"):
+        FrontCache(model, data, torch.device("cpu"))
+    freeze_parameters(model, "g_a.0,g_a.1,g_a.2")  # g_a.3 (GDN) trains: two frozen stages
+    cache = FrontCache(model, data, torch.device("cpu"))
+    assert (cache.stages, cache.stride) == (3, 8)
+    rng = np.random.default_rng(1)
+    crops = data.draw(rng, 64, align=8)
+    assert {(c.flip_h, c.flip_v) for c in crops} == {(a, b) for a in (False, True) for b in (False, True)}
+    for c in crops:
+        h, w = data.images[c.image].shape[:2]
+        assert 0 <= c.top <= h - 64 and 0 <= c.left <= w - 64
+        assert (h - 64 - c.top if c.flip_v else c.top) % 8 == 0
+        assert (w - 64 - c.left if c.flip_h else c.left) % 8 == 0
+    assert any(c.top % 8 for c in crops if c.flip_v)  # counted in the flipped image, not the original
+    patches = torch.from_numpy(data.patches(crops)).permute(0, 3, 1, 2).float() / 255
+    with torch.no_grad():
+        own = model.g_a[:3](patches)
+    cached = cache.features(crops)
+    assert cached.shape == own.shape == (64, 8, 8, 8)
+    # inside (beyond the stages' reach of the crop's edge) the features are the crop's own
+    inner = (slice(None), slice(None), slice(2, -2), slice(2, -2))
+    torch.testing.assert_close(cached[inner], own[inner], rtol=2e-3, atol=2e-3)
+    # at the edges they see the image around the crop, not zero padding
+    assert any(not torch.allclose(cached[i], own[i], rtol=2e-3, atol=2e-3) for i in range(64)
+               if (data.images[crops[i].image].shape[0], data.images[crops[i].image].shape[1]) != (64, 64))
+    assert 0 < cache.count <= 4 * len(data) and cache.nbytes() > 0
+    # plain draws take the same random numbers as before the cache existed
+    a = np.random.default_rng(5)
+    b = np.random.default_rng(5)
+    assert np.array_equal(data.batch(a, 6), data.patches(data.draw(b, 6)))
+    assert a.random() == b.random()
+
+
+def test_a_run_with_a_cached_front_trains_the_rest_and_says_what_it_needs(tmp_path, image_folder, capsys,
+                                                                         monkeypatch):
+    from licodec.train import front
+    served = []
+    features = front.FrontCache.features
+
+    def spy(self, crops):
+        served.extend(crops)
+        return features(self, crops)
+    monkeypatch.setattr(front.FrontCache, "features", spy)
+    out = tmp_path / "hp"
+    base = ["train", "--data", str(image_folder), "--out", str(out), "--crop", "64", "--batch", "2",
+            "--no-progress", "--model", "bls2017-hp", "--N", "8", "--warmup", "1"]
+    assert main(base + ["--steps", "2", "--cache-front"]) == 3
+    assert "--cache-front needs --freeze to fix the first stages of the analysis" in capsys.readouterr().err
+    assert main(base + ["--steps", "2"]) == 0
+    before = torch.load(out / "checkpoint.pt", weights_only=True)["model"]
+    assert main(base + ["--steps", "6", "--resume", "--freeze", "g_a.0,g_a.1,g_a.2,g_a.3", "--cache-front"]) == 0
+    assert "--cache-front: g_a.0..g_a.3 computed once per training image and flip, crops at multiples of 8" \
+        in capsys.readouterr().out
+    after = torch.load(out / "checkpoint.pt", weights_only=True)
+    for name in ("g_a.0.weight", "g_a.1.gamma_reparam", "g_a.2.bias", "g_a.3.beta_reparam"):
+        assert torch.equal(before[name], after["model"][name]), name
+    for name in ("g_a.4.weight", "g_s.1.weight", "h_a.0.weight"):
+        assert not torch.equal(before[name], after["model"][name]), name
+    assert after["config"]["cache_front"] is True
+    assert len(served) == 4 * 2  # the steps read the cache, for every crop
+    assert main(base + ["--steps", "7", "--resume"]) == 0  # the run keeps it
+    assert "--cache-front:" in capsys.readouterr().out
