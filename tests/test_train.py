@@ -672,3 +672,7 @@ def test_a_run_with_a_cached_front_trains_the_rest_and_says_what_it_needs(tmp_pa
     assert len(served) == 4 * 2  # the steps read the cache, for every crop
     assert main(base + ["--steps", "7", "--resume"]) == 0  # the run keeps it
     assert "--cache-front:" in capsys.readouterr().out
+    assert main(base + ["--steps", "8", "--resume", "--freeze", ""]) == 3  # nothing left to cache
+    assert "--no-cache-front turns it off" in capsys.readouterr().err
+    assert main(base + ["--steps", "8", "--resume", "--freeze", "", "--no-cache-front"]) == 0
+    assert len(served) == 5 * 2

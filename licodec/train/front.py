@@ -52,7 +52,7 @@ class FrontCache:
         self.stages = frozen_stages(g_a)
         if not self.stages:
             raise LicodecError("--cache-front needs --freeze to fix the first stages of the analysis "
-                               "(e.g. --freeze g_a.0,g_a.1,g_a.2,g_a.3)")
+                               "(e.g. --freeze g_a.0,g_a.1,g_a.2,g_a.3); --no-cache-front turns it off")
         self.front = g_a[: self.stages]
         self.stride = stride_of(self.front)
         if data.crop % self.stride:
