@@ -1,8 +1,8 @@
 """The frozen first stages of the analysis, computed once per training image.
 
 When ``--freeze`` fixes the first stages of g_a (g_a.0 .. g_a.k-1: what a run that
-trains only the latent layers does), every step would compute them again on its crops,
-a sixth of a step's work for the paper's transforms. FrontCache computes them once on
+trains only the latent layers does), every step would compute them again on its crops:
+about a seventh of a step's work in the 320-channel line (benchmarks/RESULTS.md). FrontCache computes them once on
 each whole image (and on each of its flips: the filters are not symmetric), keeps them
 in float16, and hands the training step the piece under each crop. Crops then lie at
 multiples of the stages' stride (CropDataset.draw's ``align``), so that the piece is
