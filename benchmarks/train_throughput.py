@@ -1,17 +1,14 @@
 """Training throughput (megapixels of training crops per second) per architecture and setting.
 
     python benchmarks/train_throughput.py [--arch bls2017 bls2017-hp factorized] [--steps 5] [--compile]
-                                          [--M 192 320] [--freeze NAMES [--cache-front]]
+                                          [--M 192 320]
 
 Runs full training steps (forward, rate + MSE loss, backward, Adam, aux step) on random
 256x256 crops, batch 8, and prints s/step and MP/s for fp32 and bf16 autocast, each also in
 channels_last (and with torch.compile with --compile; ``--only`` picks settings). bf16 is
 fast only where the CPU computes it natively (AVX512-BF16, AMX); see benchmarks/RESULTS.md.
 The variable-rate bls2017-hp trains as ``licodec train`` runs it: a quality per image, its
-lambda, the mixed quantizer; ``--M`` measures it at each of several latent widths.
-``--freeze`` fixes parameters as ``licodec train --freeze`` does; ``--cache-front`` then
-also times each setting with the frozen first stages of the analysis computed beforehand,
-as ``licodec train --cache-front`` does (train/front.py). Compare ratios within one run.
+lambda, the mixed quantizer; ``--M`` measures it at each of several latent widths. Compare ratios within one run.
 """
 from __future__ import annotations
 
@@ -21,16 +18,12 @@ import time
 import torch
 
 from licodec.models import build_model
-from licodec.train.front import frozen_stages
-from licodec.train.loop import freeze_parameters
 from licodec.train.step import train_step
 
 
-def measure(arch: str, M: int | None, bf16: bool, channels_last: bool, compile_: bool, steps: int, batch: int, crop: int,
-            freeze: str | None = None, cache_front: bool = False):
+def measure(arch: str, M: int | None, bf16: bool, channels_last: bool, compile_: bool, steps: int, batch: int, crop: int):
     torch.manual_seed(0)
     model = build_model(arch, M=M)
-    freeze_parameters(model, freeze)
     x = torch.rand(batch, 3, crop, crop)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -42,10 +35,6 @@ def measure(arch: str, M: int | None, bf16: bool, channels_last: bool, compile_:
     if hasattr(model, "quality_range"):
         quality = torch.linspace(*model.quality_range, batch)
         kwargs = {"lmbda": model.lmbda(quality), "quality": quality, "quantizer": "mixed"}
-    if cache_front:
-        stages = frozen_stages(model.g_a)
-        with torch.no_grad():
-            kwargs["front"] = (stages, model.g_a[:stages](x))
 
     def step():
         train_step(model, x, opt=opt, aux_opt=aux, bf16=bf16, forward=fwd, **kwargs)
@@ -70,12 +59,7 @@ def main():
     p.add_argument("--compile", action="store_true", help="also measure torch.compile")
     p.add_argument("--only", help="measure only these settings, comma-separated (e.g. fp32,bf16+channels_last)")
     p.add_argument("--M", type=int, nargs="+", help="latent widths of bls2017-hp to measure (default: its own)")
-    p.add_argument("--freeze", help="parameters to fix, as licodec train --freeze takes them")
-    p.add_argument("--cache-front", action="store_true",
-                   help="also time each setting with the frozen first stages of g_a computed beforehand")
     args = p.parse_args()
-    if args.cache_front and not args.freeze:
-        p.error("--cache-front needs --freeze (e.g. g_a.0,g_a.1,g_a.2,g_a.3)")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch} x {args.crop}^2")
     settings = [("fp32", False, False, False), ("fp32+channels_last", False, True, False),
                 ("bf16", True, False, False), ("bf16+channels_last", True, True, False)]
@@ -91,12 +75,9 @@ def main():
         label = arch if m is None else f"{arch} M={m}"
         base = None
         for name, bf16, cl, comp in settings:
-            for cached in (False, True) if args.cache_front else (False,):
-                dt, mps, warm = measure(arch, m, bf16, cl, comp, args.steps, args.batch, args.crop,
-                                        args.freeze, cached)
-                base = base or mps
-                shown = name + ("+cached front" if cached else "")
-                print(f"{label:<17} {shown:<28} {dt:>7.3f} {mps:>6.3f} {mps / base:>7.2f}x {warm:>9.1f}", flush=True)
+            dt, mps, warm = measure(arch, m, bf16, cl, comp, args.steps, args.batch, args.crop)
+            base = base or mps
+            print(f"{label:<17} {name:<28} {dt:>7.3f} {mps:>6.3f} {mps / base:>7.2f}x {warm:>9.1f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -70,12 +70,6 @@ def add_arguments(p):
                    help="keep these parameters fixed: parameter names or module prefixes such as "
                         "'g_a.0,g_a.1' (default: none; a name the model lacks is an error that lists "
                         "its modules); with --resume, replaces the run's list ('' frees all)")
-    p.add_argument("--cache-front", dest="cache_front", action="store_const", const=True, default=None,
-                   help="with a --freeze that fixes the first stages of the analysis (g_a.0, g_a.1, ...): "
-                        "compute them once per training image and flip instead of on every crop, "
-                        "a faster step; crops then lie at multiples of those stages' stride")
-    p.add_argument("--no-cache-front", dest="cache_front", action="store_const", const=False,
-                   help="compute every stage on every crop (the default)")
     opt("--ema", "keep a moving average of the weights with this decay (e.g. 0.9995; 0: off), "
                  "validated and exported in their place", type=float)
     opt("--device", "cpu, cuda, cuda:1, ...")

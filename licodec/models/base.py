@@ -97,21 +97,18 @@ class CompressionModel(EntropyModelParameters, nn.Module):
         self.entropy_bottleneck = EntropyBottleneck(config.M)
         self.downsampling_factor = downsampling_factor
 
-    def forward(self, x: Tensor, training: bool | None = None, quantizer: str = "noise",
-                front: tuple[int, Tensor] | None = None) -> RDOutput:
+    def forward(self, x: Tensor, training: bool | None = None, quantizer: str = "noise") -> RDOutput:
         """x in [0, 1], NCHW, sides multiples of ``downsampling_factor``.
 
         In training the rate is always measured on y + U(-1/2, 1/2). ``quantizer`` picks
         what the synthesis sees: "noise" the same noisy latents (the paper), "mixed" the
         rounded latents with a straight-through gradient, as the decoder will see them
         (Minnen & Singh 2020); mixed is for fine-tuning a model trained with noise.
-        ``front``: (k, g_a[:k](x)) computed beforehand (train/front.py); the analysis
-        goes on from there.
         """
         training = self.training if training is None else training
         if quantizer not in ("noise", "mixed"):
             raise ValueError(f"unknown quantizer {quantizer!r}")
-        y = self.g_a(x) if front is None else self.g_a[front[0]:](front[1])
+        y = self.g_a(x)
         y_tilde, likelihoods = self.entropy_bottleneck(y, training=training)
         if training and quantizer == "mixed":
             y_tilde = self.entropy_bottleneck.round_straight_through(y.float())

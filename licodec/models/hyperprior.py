@@ -205,15 +205,14 @@ class MeanScaleHyperprior(EntropyModelParameters, nn.Module):
 
     # -- training ----------------------------------------------------------------------
     def forward(self, x: Tensor, quality: Tensor, training: bool | None = None,
-                quantizer: str = "mixed", front: tuple[int, Tensor] | None = None) -> RDOutput:
+                quantizer: str = "mixed") -> RDOutput:
         """x in [0, 1], sides multiples of 64; quality (B,). The rate is measured on
         noisy latents; with quantizer "mixed" the synthesis sees y' rounded about the
-        predicted means (straight-through), as the decoder will. ``front``: (k,
-        g_a[:k](x)) computed beforehand (train/front.py); the analysis goes on from there."""
+        predicted means (straight-through), as the decoder will."""
         training = self.training if training is None else training
         if quantizer not in ("noise", "mixed"):
             raise ValueError(f"unknown quantizer {quantizer!r}")
-        y = self.g_a(x) if front is None else self.g_a[front[0]:](front[1])
+        y = self.g_a(x)
         with torch.autocast(x.device.type, enabled=False):
             y = y.float() * self.gains(quality)
         z = self.h_a(y.to(x.dtype) if x.dtype != torch.float32 else y)

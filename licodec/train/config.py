@@ -40,9 +40,6 @@ class TrainConfig:
     # comma-separated parameter names or module prefixes ("g_a.0,g_a.1") kept fixed:
     # no gradients are computed for them, which makes each step cheaper
     freeze: str | None = None
-    # compute the frozen first stages of the analysis once per training image and flip
-    # (train/front.py), crops aligned to their stride
-    cache_front: bool = False
     # decay of an exponential moving average of the weights, kept beside them (0: off);
     # when on, validation and export use the average
     ema: float = 0.0

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import fnmatch
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -13,16 +12,6 @@ from ..imageio import list_images, load_rgb
 # Smallest side kept: below this an image is padded up to the crop (reflect), since a
 # crop that is mostly padding teaches little.
 MIN_SIDE_FRACTION = 0.5
-
-
-@dataclass(frozen=True)
-class Crop:
-    """One training crop: image number, top left corner in the image, flips."""
-    image: int
-    top: int
-    left: int
-    flip_h: bool
-    flip_v: bool
 
 
 class CropDataset:
@@ -91,36 +80,19 @@ class CropDataset:
     def __len__(self) -> int:
         return len(self.images)
 
-    def draw(self, rng: np.random.Generator, size: int, align: int = 1) -> list[Crop]:
-        """Where ``size`` random crops lie. ``align`` > 1 puts each crop at a multiple of
-        ``align`` pixels from the top left of its image as flipped (train/front.py reads
-        the matching piece of features computed once per image and flip)."""
+    def batch(self, rng: np.random.Generator, size: int) -> np.ndarray:
+        """uint8 array (size, crop, crop, 3)."""
+        out = np.empty((size, self.crop, self.crop, 3), dtype=np.uint8)
         c = self.crop
-        crops = []
-        for _ in range(size):
+        for i in range(size):
             k = rng.integers(len(self.images)) if self.weights is None else rng.choice(len(self.images), p=self.weights)
-            h, w = self.images[k].shape[:2]
-            top = int(rng.integers((h - c) // align + 1)) * align
-            left = int(rng.integers((w - c) // align + 1)) * align
-            flip_h, flip_v = bool(rng.random() < 0.5), bool(rng.random() < 0.5)
-            if align > 1:  # offsets counted in the flipped image, given in the image itself
-                top, left = (h - c - top if flip_v else top), (w - c - left if flip_h else left)
-            crops.append(Crop(int(k), top, left, flip_h, flip_v))
-        return crops
-
-    def patches(self, crops: list[Crop]) -> np.ndarray:
-        """uint8 array (len(crops), crop, crop, 3)."""
-        c = self.crop
-        out = np.empty((len(crops), c, c, 3), dtype=np.uint8)
-        for i, crop in enumerate(crops):
-            patch = self.images[crop.image][crop.top: crop.top + c, crop.left: crop.left + c]
-            if crop.flip_h:
+            img = self.images[k]
+            top = rng.integers(img.shape[0] - c + 1)
+            left = rng.integers(img.shape[1] - c + 1)
+            patch = img[top: top + c, left: left + c]
+            if rng.random() < 0.5:
                 patch = patch[:, ::-1]
-            if crop.flip_v:
+            if rng.random() < 0.5:
                 patch = patch[::-1]
             out[i] = patch
         return out
-
-    def batch(self, rng: np.random.Generator, size: int) -> np.ndarray:
-        """uint8 array (size, crop, crop, 3) of random crops."""
-        return self.patches(self.draw(rng, size))

@@ -20,7 +20,6 @@ from ..models import build_from_config, build_model
 from ..ops import native_bf16
 from .data import CropDataset
 from .config import TrainConfig
-from .front import FrontCache
 from .step import train_step
 
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -578,11 +577,6 @@ def _train(cfg: TrainConfig, log, ddp, out: Path) -> Path:
         for pattern, factor in parse_oversample(cfg.oversample).items():
             log(f"--oversample {pattern}={factor:g}: {data.share(pattern):.0%} of the crops from the images it matches")
 
-    front = FrontCache(model, data, device) if cfg.cache_front else None
-    if front is not None and ddp.main:
-        log(f"--cache-front: g_a.0..g_a.{front.stages - 1} computed once per training image and flip, "
-            f"crops at multiples of {front.stride} pixels")
-
     log_path = out / LOG_NAME
     if ddp.main and not log_path.exists():
         with open(log_path, "w", newline="") as fh:
@@ -631,8 +625,7 @@ def _train(cfg: TrainConfig, log, ddp, out: Path) -> Path:
             lr = lr_at(cfg, step)
             for g in opt.param_groups:
                 g["lr"] = lr * g.get("lr_scale", 1.0)
-            crops = data.draw(rng, cfg.batch, align=1 if front is None else front.stride)
-            batch = torch.from_numpy(data.patches(crops)).to(device)
+            batch = torch.from_numpy(data.batch(rng, cfg.batch)).to(device)
             x = batch.permute(0, 3, 1, 2).float().div_(255.0)
             if cfg.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
@@ -645,7 +638,6 @@ def _train(cfg: TrainConfig, log, ddp, out: Path) -> Path:
 
             r = train_step(model, x, lmbda, opt, aux_opt, metric=cfg.metric, bf16=cfg.bf16, clip=cfg.clip,
                            forward=fwd, quantizer=cfg.quantizer, quality=quality, weight=weight,
-                           front=None if front is None else (front.stages, _layout(front.features(crops), cfg)),
                            before_aux_step=average_aux_grads if ddp.enabled else None)
             loss, bpp, mse, aux = r.loss, r.bpp, r.mse, r.aux
             if average is not None:
@@ -703,10 +695,6 @@ def _train(cfg: TrainConfig, log, ddp, out: Path) -> Path:
         dist.barrier()
         dist.destroy_process_group()
     return final
-
-
-def _layout(x: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
-    return x.contiguous(memory_format=torch.channels_last) if cfg.channels_last else x
 
 
 def _main_thread() -> bool:

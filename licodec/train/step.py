@@ -42,18 +42,14 @@ def bits_per_image(likelihoods: Tensor) -> Tensor:
 
 def train_step(model, x: Tensor, lmbda: float | Tensor, opt, aux_opt, *, metric: str = "mse", bf16: bool = False,
                clip: float = 0.0, forward=None, before_aux_step=None, quantizer: str = "noise",
-               quality: Tensor | None = None, weight: Tensor | None = None,
-               front: tuple[int, Tensor] | None = None) -> StepResult:
+               quality: Tensor | None = None, weight: Tensor | None = None) -> StepResult:
     """Forward (``forward`` may be a compiled or DDP-wrapped model), loss, both optimiser steps.
 
     ``quality`` (one per image) goes to a variable-rate model, whose ``lmbda`` is then
     a tensor of one lambda per image; ``weight`` (one per image) scales each image's loss.
-    ``front``: (k, the first k analysis stages' output on x), computed beforehand.
     """
     forward = model if forward is None else forward
     kwargs = {} if quality is None else {"quality": quality}
-    if front is not None:
-        kwargs["front"] = front
     with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
         out = forward(x, training=True, quantizer=quantizer, **kwargs)
     bits = bits_per_image(out.likelihoods)
