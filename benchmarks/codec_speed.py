@@ -9,6 +9,8 @@ warm-up. ``--hp`` defaults to the installed bls2017-hp-mse; the reference is the
 shipped bls2017-mse-q5, or ``--reference``. ``--stages`` also times the encoder's stages
 one by one (the analysis, the hyper-analysis, the exact hyper-synthesis up to the table
 indexes, the means, the coders), at the middle quality: where a model's extra time goes.
+With 4 or more repeats it also prints the quartiles of the ratios taken within each round,
+how far the shared machine's load moves them.
 """
 from __future__ import annotations
 
@@ -79,6 +81,16 @@ def main():
     for name, _, _ in runs:
         e, d = (statistics.median(t) for t in times[name])
         print(f"{name:<{width}} {8 * sizes[name] / (W * H):>6.3f} {e:>7.3f} {d:>7.3f} {e / base_e:>9.2f}x {d / base_d:>9.2f}x")
+    if args.repeats >= 4:  # the machine's noise: the ratio within each round, which saw one load
+        print(f"\nratios within each round (the two coded back to back): quartiles of {args.repeats}")
+        print(f"{'model':<{width}} {'encode':>20} {'decode':>20}")
+        ref_e, ref_d = times[runs[0][0]]
+        for name, _, _ in runs[1:]:
+            spans = []
+            for mine, ref_t in zip(times[name], (ref_e, ref_d)):
+                q1, q2, q3 = statistics.quantiles([a / b for a, b in zip(mine, ref_t)], n=4)
+                spans.append(f"{q1:.2f} {q2:.2f} {q3:.2f}")
+            print(f"{name:<{width}} {spans[0]:>20} {spans[1]:>20}")
     if args.stages:
         qualities = [float(q) for q in args.qualities.split(",")]
         arts = [(runs[0][0], ref, None)] + [(f"{Path(spec).stem} M={a.model.config.M}", a, qualities[len(qualities) // 2])
