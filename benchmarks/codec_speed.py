@@ -82,7 +82,7 @@ def main():
         e, d = (statistics.median(t) for t in times[name])
         print(f"{name:<{width}} {8 * sizes[name] / (W * H):>6.3f} {e:>7.3f} {d:>7.3f} {e / base_e:>9.2f}x {d / base_d:>9.2f}x")
     if args.repeats >= 4:  # the machine's noise: the ratio within each round, which saw one load
-        print(f"\nratios within each round (the two coded back to back): quartiles of {args.repeats}")
+        print(f"\nratios to the reference coded in the same round: quartiles of {args.repeats}")
         print(f"{'model':<{width}} {'encode':>20} {'decode':>20}")
         ref_e, ref_d = times[runs[0][0]]
         for name, _, _ in runs[1:]:
