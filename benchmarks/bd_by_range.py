@@ -15,10 +15,8 @@ that the other codecs never reach.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -26,8 +24,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from licodec.eval.bdrate import bd_rate, pchip  # noqa: E402
-from licodec.eval.metrics import ms_ssim_db  # noqa: E402
+from licodec.eval.bdrate import pchip  # noqa: E402
+from licodec.eval.runner import per_image_bd, read_per_image  # noqa: E402
 
 
 def mean_curve(folder: Path, codec: str) -> tuple[np.ndarray, np.ndarray]:
@@ -35,25 +33,15 @@ def mean_curve(folder: Path, codec: str) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(results["bpp"], dtype=float), np.asarray(results["psnr-rgb"], dtype=float)
 
 
-def per_image(folder: Path, codec: str, upto: float | None = None) -> dict[str, np.ndarray]:
-    """image -> rows (bpp, PSNR, MS-SSIM dB) of the settings up to ``upto``, by rate."""
-    rows = defaultdict(list)
-    with open(folder / f"{codec}-per-image.csv", newline="") as fh:
-        for r in csv.DictReader(fh):
-            if upto is not None and float(r["setting"]) > upto:
-                continue
-            rows[r["image"]].append((float(r["bpp"]), float(r["psnr"]), float(ms_ssim_db(float(r["ms_ssim"])))))
-    return {k: np.array(sorted(v)) for k, v in rows.items()}
-
-
-def image_by_image(anchor: dict, test: dict) -> tuple[float, float]:
-    shared = sorted(set(anchor) & set(test))
-    out = []
-    for col in (1, 2):
-        ratios = [1 + bd_rate(anchor[i][:, 0], anchor[i][:, col], test[i][:, 0], test[i][:, col]) / 100
-                  for i in shared]
-        out.append(100 * (float(np.exp(np.mean(np.log(ratios)))) - 1))
-    return out[0], out[1]
+def up_to(curves: dict[str, dict], limit: float | None) -> dict[str, dict]:
+    """read_per_image's curves keeping only the settings up to ``limit``."""
+    if limit is None:
+        return curves
+    out = {}
+    for image, c in curves.items():
+        keep = np.array([float(s) <= limit for s in c["setting"]])
+        out[image] = {k: v[keep] for k, v in c.items() if k != "setting"}
+    return out
 
 
 def at(curve: tuple[np.ndarray, np.ndarray], bpp: float) -> float:
@@ -78,12 +66,13 @@ def main() -> int:
     print(f"{'setting':>7} {'bpp':>6} " + " ".join(f"{c:>14}" for c in shown))
     for i, bpp in enumerate(curves[codecs[0]][0], 1):
         print(f"{i:>7} {bpp:>6.3f} " + " ".join(f"{at(curves[c], bpp):>14.2f}" for c in shown))
-    anchor = per_image(args.folder, args.anchor)
+    anchor = read_per_image(args.folder / f"{args.anchor}-per-image.csv")
     limits = [float(u) for u in args.upto.split(",") if u] or [None]
     print(f"\nBD-rate against {args.anchor}, image by image (PSNR / MS-SSIM dB)")
     for c in codecs:
+        mine = read_per_image(args.folder / f"{c}-per-image.csv")
         for u in limits:
-            psnr, msssim = image_by_image(anchor, per_image(args.folder, c, u))
+            (psnr, _, _), (msssim, _, _) = (per_image_bd(anchor, up_to(mine, u), m) for m in ("psnr", "ms-ssim"))
             label = "all settings" if u is None else f"settings up to {u:g}"
             print(f"  {c:<20} {label:<22} {psnr:+6.1f}% / {msssim:+6.1f}%")
     return 0

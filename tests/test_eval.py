@@ -113,6 +113,11 @@ def test_eval_end_to_end_on_two_images(tmp_path, tiny_model_path):
     assert all(np.diff(r["bpp"]) > 0) and r["psnr-rgb"][-1] > r["psnr-rgb"][0]
     rows = (out / "jpeg-per-image.csv").read_text().splitlines()
     assert len(rows) == 1 + 13 * 2
+    from licodec.eval.runner import read_per_image
+    curves = read_per_image(out / "jpeg-per-image.csv")
+    assert sorted(curves) == ["a.png", "b.png"]
+    assert [float(s) for s in curves["a.png"]["setting"]] == [float(s) for s in jpeg["settings"]]
+    assert len(curves["a.png"]["bpp"]) == 13
     lic = json.loads((out / "licodec-tiny.json").read_text())  # named after the weights
     assert lic["name"] == "licodec (tiny-test)"
     # bpp in the JSON is the mean of real file sizes

@@ -208,19 +208,23 @@ def bd_table(curves: dict[str, dict], anchor: str) -> str:
 
 def read_per_image(path: Path) -> dict[str, dict[str, np.ndarray]] | None:
     """An eval's per-image CSV as {image: {"bpp", "psnr", "ms-ssim": arrays over the
-    settings}}; None if there is none (a published reference curve) or it is unreadable."""
+    settings, "setting": the settings as written}}; None if there is none (a published
+    reference curve) or it is unreadable."""
     try:
         with open(path, newline="") as fh:
             rows = list(csv.DictReader(fh))
         found: dict[str, list] = {}
+        settings: dict[str, list[str]] = {}
         for r in rows:
             found.setdefault(r["image"], []).append((float(r["bpp"]), float(r["psnr"]), float(r["ms_ssim"])))
+            settings.setdefault(r["image"], []).append(r["setting"])
     except (OSError, KeyError, ValueError):
         return None
     out = {}
     for image, points in found.items():
         a = np.array(points, dtype=np.float64)
-        out[image] = {"bpp": a[:, 0], "psnr": a[:, 1], "ms-ssim": np.array([ms_ssim_db(v) for v in a[:, 2]])}
+        out[image] = {"bpp": a[:, 0], "psnr": a[:, 1], "ms-ssim": np.array([ms_ssim_db(v) for v in a[:, 2]]),
+                      "setting": settings[image]}
     return out
 
 
