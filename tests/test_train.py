@@ -255,6 +255,37 @@ def test_hyperprior_trains_from_bls2017_weights_exports_and_codes(tmp_path, imag
                  str(out / "model.safetensors"), "--quality", "2.5"]) == 0
 
 
+def test_the_validation_lines_name_their_step_and_valid_bd_reads_them(tmp_path, image_folder, capsys):
+    """The run's log names each validation's step; scripts/valid_bd.py measures a reference
+    the same way: the run's own exported weights give its last line back (BD-rate 0 but for
+    the log's rounding), and logs of either line format are read."""
+    out = tmp_path / "hp"
+    assert main(["train", "--data", str(image_folder), "--out", str(out), "--model", "bls2017-hp", "--N", "8",
+                 "--crop", "64", "--batch", "2", "--steps", "4", "--valid", str(image_folder), "--valid-every", "2",
+                 "--valid-limit", "2", "--no-progress", "--warmup", "1"]) == 0
+    log = tmp_path / "run.log"
+    log.write_text(capsys.readouterr().out)
+    lines = [line for line in log.read_text().splitlines() if line.startswith("validation")]
+    assert [line.split(":")[0] for line in lines] == ["validation at step 2", "validation at step 4"]
+    assert [part.split(":")[0].strip() for part in lines[-1].split(": ", 1)[1].split(";")] == \
+        ["q 1", "q 4", "q 7", "q 10"]
+    old = tmp_path / "old.log"  # the format before the lines named their step
+    old.write_text(lines[-1].replace(" at step 4", "") + "\n")
+    cmd = [sys.executable, str(Path(__file__).resolve().parent.parent / "scripts" / "valid_bd.py"), str(log), str(old),
+           "--reference", str(out / "model.safetensors"), "--folder", str(image_folder), "--limit", "2"]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    rows = [line.split() for line in res.stdout.splitlines() if "BD" in line]
+    assert [r[:2] for r in rows] == [["step", "2"], ["step", "4"], ["line", "1"]]
+    for r in rows[1:]:
+        bd_psnr, bd_ms = float(r[-3].rstrip("%")), float(r[-1].rstrip("%"))
+        assert abs(bd_psnr) < 1.0 and abs(bd_ms) < 1.0
+    empty = tmp_path / "empty.log"
+    empty.write_text("no validation here\n")
+    res = subprocess.run(cmd[:2] + [str(empty)], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 1 and "no validation lines" in res.stderr
+
+
 def test_a_run_from_a_model_keeps_its_channel_counts_unless_told_otherwise(tmp_path, image_folder, capsys):
     from licodec.models import build_model
     from licodec.zoo.artifact import save_artifact

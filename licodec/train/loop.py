@@ -169,8 +169,10 @@ def checkpoint_history(ckpt: dict, name: str) -> list[dict]:
 VALID_QUALITIES = (1.0, 4.0, 7.0, 10.0)
 
 
-def validate(model, folder: str, limit: int, log=None) -> dict:
-    """Mean bpp (real bytes), PSNR and MS-SSIM over the first ``limit`` images of folder."""
+def validation_points(model, folder: str, limit: int) -> list[dict]:
+    """Mean bpp (real bytes), PSNR and MS-SSIM over the first ``limit`` images of folder, at
+    each of VALID_QUALITIES inside a variable-rate model's range (quality None for a
+    factorized model); what the training log's validation lines hold."""
     from ..codec import decode_array, encode_array
     from ..eval.metrics import ms_ssim, psnr
     from ..imageio import list_images, load_rgb
@@ -192,13 +194,23 @@ def validate(model, folder: str, limit: int, log=None) -> dict:
             bpps.append(8.0 * len(data) / (img.shape[0] * img.shape[1]))
             psnrs.append(psnr(img, rec))
             msssims.append(ms_ssim(img, rec))
-        results.append({"valid_bpp": float(np.mean(bpps)), "valid_psnr": float(np.mean(psnrs)),
+        results.append({"quality": q, "valid_bpp": float(np.mean(bpps)), "valid_psnr": float(np.mean(psnrs)),
                         "valid_ms_ssim": float(np.mean(msssims))})
+    return results
+
+
+def validation_line(step: int, points: list[dict]) -> str:
+    return f"validation at step {step}: " + "; ".join(
+        ("" if r["quality"] is None else f"q {r['quality']:g}: ") + f"{r['valid_bpp']:.4f} bpp, "
+        f"{r['valid_psnr']:.2f} dB, MS-SSIM {r['valid_ms_ssim']:.4f}" for r in points)
+
+
+def validate(model, folder: str, limit: int, log=None, step: int = 0) -> dict:
+    """validation_points, logged as one line; returns the middle point's valid_* columns."""
+    results = validation_points(model, folder, limit)
     if log is not None:
-        log("validation: " + "; ".join(
-            ("" if q is None else f"q {q:g}: ") + f"{r['valid_bpp']:.4f} bpp, {r['valid_psnr']:.2f} dB, "
-            f"MS-SSIM {r['valid_ms_ssim']:.4f}" for q, r in zip(qualities, results)))
-    return results[len(results) // 2]
+        log(validation_line(step, results))
+    return {k: v for k, v in results[len(results) // 2].items() if k != "quality"}
 
 
 def checkpoint_model_config(ckpt: dict) -> dict:
@@ -651,17 +663,18 @@ def _train(cfg: TrainConfig, log, ddp, out: Path) -> Path:
             if bar is not None:
                 bar.update(1)
             done = step + 1
-            if ddp.main and (done % log_every == 0 or done == cfg.steps):
+            validating = bool(cfg.valid) and (done % cfg.valid_every == 0 or done == cfg.steps)
+            if ddp.main and (done % log_every == 0 or done == cfg.steps or validating):
                 n = acc["n"]
                 dt = time.time() - acc["t"]
                 row = {"step": done, "wall_s": round(wall0 + time.time() - t_start, 1), "lr": lr,
                        "loss": acc["loss"] / n, "bpp": acc["bpp"] / n, "mse": acc["mse"] / n,
                        "psnr": 10 * math.log10(1.0 / max(1e-10, acc["mse"] / n)), "aux": acc["aux"] / n,
                        "mpix_s": n * num_pixels * ddp.world / dt / 1e6}
-                if cfg.valid and (done % cfg.valid_every == 0 or done == cfg.steps):
+                if validating:
                     judged = average.model(model) if average is not None else model
                     judged.eval()
-                    row.update(validate(judged, cfg.valid, cfg.valid_limit, log))
+                    row.update(validate(judged, cfg.valid, cfg.valid_limit, log, done))
                     model.train()
                 with open(log_path, "a", newline="") as fh:
                     csv.writer(fh).writerow([_fmt(row.get(k, "")) for k in LOG_FIELDS])
