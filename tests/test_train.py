@@ -595,7 +595,7 @@ def test_weight_average_follows_its_recursion_and_is_what_a_run_validates_and_ex
     assert "--ema must lie in 0..1" in capsys.readouterr().err
 
 
-def test_bf16_is_used_only_where_the_machine_computes_it_and_a_resume_picks_again(
+def test_training_is_float32_unless_bf16_is_asked_for_and_a_resume_says_when_it_changes(
         tmp_path, image_folder, capsys, monkeypatch):
     from licodec.train import loop
     from licodec.train.config import TrainConfig
@@ -610,24 +610,39 @@ def test_bf16_is_used_only_where_the_machine_computes_it_and_a_resume_picks_agai
     out = tmp_path / "run"
     base = ["train", "--data", str(image_folder), "--out", str(out), "--N", "8", "--crop", "32",
             "--batch", "1", "--no-progress"]
-    # a machine with native bf16 (AVX512-BF16 / AMX): bf16 autocast, channels-last
+    # float32 even on a machine with native bf16 (AVX512-BF16 / AMX)
     monkeypatch.setattr(loop, "native_bf16", lambda device: True)
     assert main(base + ["--steps", "2"]) == 0
-    assert seen == [True, True]
-    assert "precision: bf16 autocast, channels-last (this device computes bf16 natively)" in capsys.readouterr().out
+    assert seen == [False, False]
+    assert "precision: float32 (the default; --bf16 for bf16 autocast)" in capsys.readouterr().out
+    # asked for there: bf16 autocast, channels-last; the resume names the change
+    assert main(base + ["--steps", "4", "--resume", "--bf16"]) == 0
+    assert seen[2:] == [True, True]
+    text = capsys.readouterr().out
+    assert "precision: bf16 autocast, channels-last (as given)" in text
+    assert "precision changed on resuming: float32 -> bf16 autocast" in text
     ckpt = torch.load(out / "checkpoint.pt", weights_only=True)
     assert ckpt["config"]["bf16"] is True and ckpt["config"]["channels_last"] is True
-    # the run goes on on a machine without it (AVX2): float32, whatever the checkpoint says
+    # on a machine without it (AVX2) --bf16 is emulated, and the line says so
     monkeypatch.setattr(loop, "native_bf16", lambda device: False)
-    assert main(base + ["--steps", "4", "--resume"]) == 0
-    assert seen[2:] == [False, False]
-    assert "precision: float32 (this device has no native bf16; --bf16 forces it)" in capsys.readouterr().out
-    # forced either way
     assert main(base + ["--steps", "5", "--resume", "--bf16"]) == 0
-    assert seen[4:] == [True]
-    assert "precision: bf16 autocast, channels-last (as given)" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert "precision: bf16 autocast, channels-last (as given; this device has no native bf16" in text
+    assert "precision changed" not in text
+    # a resume without --bf16 is float32 again, whatever the checkpoint says
+    assert main(base + ["--steps", "6", "--resume"]) == 0
+    assert seen[4:] == [True, False]
+    assert "precision changed on resuming: bf16 autocast -> float32" in capsys.readouterr().out
     cpu = torch.device("cpu")
-    cfg = TrainConfig(data="", out="", bf16=False, channels_last=True)
-    assert loop.machine_precision(cfg, cpu)[:2] == (False, True)
-    monkeypatch.setattr(loop, "native_bf16", lambda device: True)
-    assert loop.machine_precision(TrainConfig(data="", out="", bf16=False), cpu)[:2] == (False, False)
+    assert loop.machine_precision(TrainConfig(data="", out="", bf16=False, channels_last=True), cpu)[:2] == \
+        (False, True)
+    assert loop.machine_precision(TrainConfig(data="", out=""), cpu)[:2] == (False, False)
+    # a float32 run on a GPU turns TF32 off (no GPU needed to set the flags)
+    flags = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    try:
+        torch.backends.cudnn.allow_tf32 = True
+        bf16, channels_last, line = loop.machine_precision(TrainConfig(data="", out=""), torch.device("cuda"))
+        assert (bf16, channels_last) == (False, True) and "TF32 off" in line
+        assert torch.backends.cudnn.allow_tf32 is False and torch.backends.cuda.matmul.allow_tf32 is False
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = flags

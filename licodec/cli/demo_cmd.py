@@ -29,6 +29,7 @@ def quick_model(image: np.ndarray, steps: int = 300, log=print):
     import torch
 
     from ..models import build_model
+    from ..ops import native_bf16
     from ..train.step import train_step
     from ..zoo.artifact import load_artifact_bytes, save_artifact
     torch.manual_seed(0)
@@ -38,12 +39,13 @@ def quick_model(image: np.ndarray, steps: int = 300, log=print):
     aux = torch.optim.Adam(model.aux_parameters(), lr=1e-2)
     img = image if image.ndim == 3 else np.repeat(image[:, :, None], 3, axis=2)
     crop = min(128, img.shape[0] // 16 * 16, img.shape[1] // 16 * 16)
+    bf16 = native_bf16("cpu")  # a few steps from scratch: bf16 where it is fast, never emulated
     for _ in range(steps):
         tops = rng.integers(0, img.shape[0] - crop + 1, 8)
         lefts = rng.integers(0, img.shape[1] - crop + 1, 8)
         x = torch.from_numpy(np.stack([img[t:t + crop, l:l + crop] for t, l in zip(tops, lefts)]))
         x = x.permute(0, 3, 1, 2).float() / 255
-        train_step(model, x, 0.01, opt, aux, bf16=True)
+        train_step(model, x, 0.01, opt, aux, bf16=bf16)
     return load_artifact_bytes(save_artifact(model, {"name": "demo-on-the-fly"}))
 
 

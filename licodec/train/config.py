@@ -44,8 +44,8 @@ class TrainConfig:
     # when on, validation and export use the average
     ema: float = 0.0
     device: str = "cpu"
-    # bf16 autocast and the channels-last layout: None picks them for the machine each
-    # time a run starts or resumes (train.loop.machine_precision); True / False force them
+    # bf16 autocast (None or False: float32) and the channels-last layout (None: with bf16
+    # or on a GPU), given anew each time a run starts or resumes (train.loop.machine_precision)
     bf16: bool | None = None
     channels_last: bool | None = None
     compile: bool = False

@@ -435,19 +435,30 @@ MACHINE_SETTINGS = ("bf16", "channels_last")
 
 
 def machine_precision(cfg: TrainConfig, device: torch.device) -> tuple[bool, bool, str]:
-    """(bf16, channels_last, a line saying why) for this machine: the settings given,
-    else bf16 where the device computes it natively, and channels-last with bf16 or on a
-    GPU (oneDNN's float32 convolutions on the CPU measured slower in channels-last)."""
-    bf16 = native_bf16(device) if cfg.bf16 is None else bool(cfg.bf16)
+    """(bf16, channels_last, a line saying why): float32 unless bf16 autocast is asked for,
+    and channels-last with bf16 or on a GPU (oneDNN's float32 convolutions on the CPU
+    measured slower in channels-last), unless given. A float32 run on a GPU also turns
+    TF32 off, so that its convolutions keep float32's precision.
+
+    float32 is the default on every machine because bf16 and float32 training lead to
+    different weights: a model trained in one precision and resumed in the other spends
+    its steps moving between them (benchmarks/bf16_gradients.py: on the 320-channel model
+    after float32 training, the bf16 gradient pointed away from float32's), and every
+    machine runs float32 at full speed, where bf16 without native support is tens of
+    times slower."""
+    bf16 = bool(cfg.bf16)
     channels_last = (bf16 or device.type == "cuda") if cfg.channels_last is None else bool(cfg.channels_last)
-    if cfg.bf16 is not None:
-        why = "as given"
-    elif bf16:
-        why = "this device computes bf16 natively"
-    else:
-        why = "this device has no native bf16; --bf16 forces it"
     layout = ", channels-last" if channels_last else ""
-    return bf16, channels_last, f"precision: {'bf16 autocast' if bf16 else 'float32'}{layout} ({why})"
+    if bf16:
+        why = "as given" if native_bf16(device) else \
+            "as given; this device has no native bf16, so it is emulated, tens of times slower"
+        return bf16, channels_last, f"precision: bf16 autocast{layout} ({why})"
+    if device.type == "cuda":
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
+        layout += ", TF32 off"
+    why = "as given" if cfg.bf16 is not None else "the default; --bf16 for bf16 autocast"
+    return bf16, channels_last, f"precision: float32{layout} ({why})"
 
 
 def resume_config(cfg: TrainConfig, explicit: set[str]) -> TrainConfig:
@@ -554,6 +565,11 @@ def _train(cfg: TrainConfig, log, ddp, out: Path) -> Path:
             log(f"changed on resuming: {changed} (the model's record keeps the earlier values)")
         if cfg.init:
             log(f"--init {cfg.init} not used: the run continues from its checkpoint")
+        was_bf16 = ckpt.get("config", {}).get("bf16")
+        if was_bf16 is not None and bool(was_bf16) != cfg.bf16:
+            names = {True: "bf16 autocast", False: "float32"}
+            log(f"precision changed on resuming: {names[bool(was_bf16)]} -> {names[cfg.bf16]} (the weights first "
+                "move between what the two precisions train to; --bf16 / --no-bf16 keep one)")
 
     if len(opt.param_groups) == 1:
         split_density_group(opt, density, cfg.density_lr_scale)
