@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from licodec.imageio import list_images, load_rgb
-from licodec.train.step import bits_per_image, distortion
+from licodec.train.step import rd_loss
 from licodec.zoo.registry import resolve_model
 
 PARTS = {"all": ("",), "g_s.1": ("g_s.1.",), "gains": ("log_gains", "log_inverse_gains"), "g_a.4": ("g_a.4.",),
@@ -67,11 +67,9 @@ def gradient(model, x, quality, bf16: bool, fp32_parts=(), seed: int = 0, balanc
         inp = x.contiguous(memory_format=torch.channels_last) if bf16 else x
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             out = model(inp, quality=quality, training=True, quantizer="mixed")
-        bits = bits_per_image(out.likelihoods) + bits_per_image(out.z_likelihoods)
         lmbda = model.lmbda(quality)
         lmbda_mid = math.sqrt(model.config.lmbda_min * model.config.lmbda_max)
-        dist, _ = distortion("mse", out.x_hat.float(), x)
-        loss = torch.mean((lmbda_mid / lmbda) ** balance * (bits / (x.shape[2] * x.shape[3]) + lmbda * dist))
+        loss, _, _ = rd_loss(out, x, lmbda, "mse", (lmbda_mid / lmbda) ** balance)
         loss.backward()
     finally:
         for name, module in saved.items():

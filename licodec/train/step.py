@@ -40,6 +40,19 @@ def bits_per_image(likelihoods: Tensor) -> Tensor:
     return -torch.log2(likelihoods).flatten(1).sum(dim=1)
 
 
+def rd_loss(out, x: Tensor, lmbda: float | Tensor, metric: str = "mse",
+            weight: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    """(loss, mean bpp, mean MSE) of a forward pass ``out`` on images x: the mean over the
+    batch of each image's bpp + lambda * distortion, scaled by ``weight`` (one per image)."""
+    bits = bits_per_image(out.likelihoods)
+    if out.z_likelihoods is not None:
+        bits = bits + bits_per_image(out.z_likelihoods)
+    bpp_i = bits / (x.shape[2] * x.shape[3])
+    dist_term, mse_i = distortion(metric, out.x_hat.float(), x)
+    loss_i = bpp_i + lmbda * dist_term
+    return torch.mean(loss_i if weight is None else weight * loss_i), bpp_i.mean(), mse_i.mean()
+
+
 def train_step(model, x: Tensor, lmbda: float | Tensor, opt, aux_opt, *, metric: str = "mse", bf16: bool = False,
                clip: float = 0.0, forward=None, before_aux_step=None, quantizer: str = "noise",
                quality: Tensor | None = None, weight: Tensor | None = None) -> StepResult:
@@ -52,14 +65,7 @@ def train_step(model, x: Tensor, lmbda: float | Tensor, opt, aux_opt, *, metric:
     kwargs = {} if quality is None else {"quality": quality}
     with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
         out = forward(x, training=True, quantizer=quantizer, **kwargs)
-    bits = bits_per_image(out.likelihoods)
-    if out.z_likelihoods is not None:
-        bits = bits + bits_per_image(out.z_likelihoods)
-    bpp_i = bits / (x.shape[2] * x.shape[3])
-    dist_term, mse_i = distortion(metric, out.x_hat.float(), x)
-    loss_i = bpp_i + lmbda * dist_term
-    loss = torch.mean(loss_i if weight is None else weight * loss_i)
-    bpp, mse = bpp_i.mean(), mse_i.mean()
+    loss, bpp, mse = rd_loss(out, x, lmbda, metric, weight)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     if clip > 0:
