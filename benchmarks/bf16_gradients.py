@@ -8,7 +8,10 @@ over the model's range, as `licodec train` draws them), computes the gradient of
 training loss (rate + lambda * MSE, each image weighted by (lambda_mid / lambda)^0.75, the
 mixed quantizer) with the same crops and the same noise in float32 and with bf16
 autocast (as `licodec train` uses it where the CPU computes bf16 natively), and with
-bf16 autocast but the analysis g_a, or g_a and the synthesis g_s, kept in float32. It
+bf16 autocast but the analysis g_a, or g_a and the synthesis g_s, kept in float32. Where
+``--freeze`` fixes the leading layers of g_a, two more: float32 with only those layers in
+bf16 (they need no gradient, and they are about a fifth of a step), and, as a control,
+float32 with their output multiplied by 1 + U(-2^-9, 2^-9) (one bf16 rounding). It
 prints the cosine similarity of each to the float32 gradient, over all trained
 parameters and per part (the latent synthesis g_s.1, the gains, the latent analysis
 g_a.4, the hyper-transforms), and the norms. A cosine near 1 means the step goes where
@@ -45,6 +48,35 @@ class Float32(torch.nn.Module):
             return self.inner(x.float())
 
 
+class FixedPrefix(torch.nn.Module):
+    """The leading layers of g_a, without gradient, in bf16 or with their float32 output
+    jittered by one bf16 rounding's relative size."""
+
+    def __init__(self, inner: torch.nn.Module, mode: str):
+        super().__init__()
+        self.inner, self.mode = inner, mode
+
+    def forward(self, x):
+        with torch.no_grad():
+            if self.mode == "bf16":
+                with torch.autocast(x.device.type, dtype=torch.bfloat16):
+                    return self.inner(x.contiguous(memory_format=torch.channels_last)).float()
+            out = self.inner(x)
+            noise = torch.rand(out.shape, generator=torch.Generator().manual_seed(7))
+            return out * (1 + 2.0 ** -9 * (2 * noise - 1))
+
+
+def frozen_prefix(model, frozen) -> int:
+    """How many leading layers of g_a have every parameter in ``frozen``."""
+    k = 0
+    for layer in model.g_a:
+        names = [f"g_a.{k}.{n}" for n, _ in layer.named_parameters()]
+        if not names or not all(n.startswith(frozen) for n in names):
+            break
+        k += 1
+    return k
+
+
 def crops(paths, rng, batch: int, size: int) -> torch.Tensor:
     out = []
     while len(out) < batch:
@@ -57,10 +89,15 @@ def crops(paths, rng, batch: int, size: int) -> torch.Tensor:
     return torch.stack(out)
 
 
-def gradient(model, x, quality, bf16: bool, fp32_parts=(), seed: int = 0, balance: float = 0.75) -> dict:
+def gradient(model, x, quality, bf16: bool, fp32_parts=(), seed: int = 0, balance: float = 0.75,
+             prefix: tuple[int, str] | None = None) -> dict:
+    g_a = model.g_a
     saved = {name: getattr(model, name) for name in fp32_parts}
     for name in fp32_parts:
         setattr(model, name, Float32(saved[name]))
+    if prefix:  # g_a.0 runs the fixed leading layers, the rest of them pass through: names stay
+        k, mode = prefix
+        model.g_a = torch.nn.Sequential(FixedPrefix(g_a[:k], mode), *[torch.nn.Identity()] * (k - 1), *g_a[k:])
     try:
         torch.manual_seed(seed)
         model.zero_grad(set_to_none=True)
@@ -74,6 +111,7 @@ def gradient(model, x, quality, bf16: bool, fp32_parts=(), seed: int = 0, balanc
     finally:
         for name, module in saved.items():
             setattr(model, name, module)
+        model.g_a = g_a
     return {n: p.grad.detach().flatten().clone() for n, p in model.named_parameters() if p.grad is not None}
 
 
@@ -109,21 +147,26 @@ def main(argv=None) -> int:
     q_min, q_max = model.quality_range
     print(f"model {args.model}, {args.batches} batches of {args.batch} x {args.crop}^2 from {args.data}, "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    variants = {label: {"bf16": True, "fp32_parts": parts} for label, parts in VARIANTS.items()}
+    k = frozen_prefix(model, frozen) if frozen else 0
+    if k:
+        variants[f"fp32, g_a.0-{k - 1} bf16"] = {"bf16": False, "prefix": (k, "bf16")}
+        variants[f"fp32, g_a.0-{k - 1} x(1+-2^-9)"] = {"bf16": False, "prefix": (k, "jitter")}
     print(f"cosine to the float32 gradient: {'  '.join(f'{k:>7s}' for k in PARTS)}   |grad| / float32's")
-    sums = {v: np.zeros(len(PARTS)) for v in VARIANTS}
+    sums = {v: np.zeros(len(PARTS)) for v in variants}
     for b in range(args.batches):
         x = crops(paths, rng, args.batch, args.crop)
         quality = torch.from_numpy(rng.uniform(q_min, q_max, args.batch)).float()
         ref = gradient(model, x, quality, bf16=False)
         print(f"batch {b + 1}, qualities {' '.join(f'{float(q):.1f}' for q in quality)}")
-        for label, parts in VARIANTS.items():
-            g = gradient(model, x, quality, bf16=True, fp32_parts=parts)
+        for label, kwargs in variants.items():
+            g = gradient(model, x, quality, **kwargs)
             row = np.array([cos(part(ref, pre), part(g, pre)) for pre in PARTS.values()])
             sums[label] += row
             ratio = float(part(g, ("",)).norm() / part(ref, ("",)).norm())
             print(f"  {label:28s}  {'  '.join(f'{c:+7.3f}' for c in row)}   {ratio:.2f}")
     print("mean over the batches")
-    for label in VARIANTS:
+    for label in variants:
         print(f"  {label:28s}  {'  '.join(f'{c:+7.3f}' for c in sums[label] / args.batches)}")
     return 0
 
