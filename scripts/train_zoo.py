@@ -21,7 +21,7 @@ The shipped set was made by these calls, in this order (--runs /work/runs):
     --only 4 6 --steps 2000 --quantizer mixed
     --only 5 --steps 1000 --quantizer mixed    (from the base run's 19,000 steps)
     --no-train --ship
-and then continued from those shipped weights in new runs (session 3; two runs at a
+and then continued from those shipped weights in new runs (shipped in e9c3a1a, 2026-11-24; two runs at a
 time, each with OMP_NUM_THREADS=1: 1.05 MP/s of crops each by their log.csv, 2.1 in all,
 against 1.8 for one run on both cores):
     --only 8 --steps 8000 --quantizer mixed --from-shipped --valid-every 2000   (lambda 0.075)
@@ -30,7 +30,7 @@ against 1.8 for one run on both cores):
     --only 8 --steps 14000 --lr 1e-4 --quantizer mixed --valid-every 2000       (lambda 0.06 from step 8000)
     --only 3 --steps 3500 --quantizer mixed --from-shipped
     --only 3 5 7 8 --no-train --ship
-and in session 4, again from the shipped weights, q7 at lambda 0.038 (was 0.045) and q8
+and then (03cae9b), again from the shipped weights, q7 at lambda 0.038 (was 0.045) and q8
 at 0.05 (was 0.06), to bring their rates back down to about 1.25 and 1.5 bpp:
     --only 7 8 --steps 14000 --lr 1e-4 --quantizer mixed --from-shipped --valid-every 7000
     --only 7 8 --no-train --ship
