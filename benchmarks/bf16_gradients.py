@@ -10,8 +10,9 @@ mixed quantizer) with the same crops and the same noise in float32 and with bf16
 autocast (as `licodec train` uses it where the CPU computes bf16 natively), and with
 bf16 autocast but the analysis g_a, or g_a and the synthesis g_s, kept in float32. Where
 ``--freeze`` fixes the leading layers of g_a, two more: float32 with only those layers in
-bf16 (they need no gradient, and they are about a fifth of a step), and, as a control,
-float32 with their output multiplied by 1 + U(-2^-9, 2^-9) (one bf16 rounding). It
+bf16 (they need no gradient), and, as a control,
+float32 with their output multiplied by 1 + U(-2^-9, 2^-9) (one bf16 rounding); on the
+first batch it also prints how far bf16 moves those layers' output and their time. It
 prints the cosine similarity of each to the float32 gradient, over all trained
 parameters and per part (the latent synthesis g_s.1, the gains, the latent analysis
 g_a.4, the hyper-transforms), and the norms. A cosine near 1 means the step goes where
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+import time
 
 import numpy as np
 import torch
@@ -75,6 +77,23 @@ def frozen_prefix(model, frozen) -> int:
             break
         k += 1
     return k
+
+
+def prefix_line(prefix: torch.nn.Module, x: torch.Tensor, k: int) -> str:
+    """How far bf16 moves the output of g_a's fixed leading layers, and their time."""
+    times = {}
+    with torch.no_grad():
+        for name, on in (("float32", False), ("bf16", True)):
+            with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=on):
+                inp = x.contiguous(memory_format=torch.channels_last)
+                prefix(inp)  # warm-up
+                start = time.perf_counter()
+                out = prefix(inp).float()
+                times[name] = (time.perf_counter() - start, out)
+    (t32, ref), (t16, low) = times["float32"], times["bf16"]
+    err = float((low - ref).norm() / ref.norm())
+    return (f"g_a.0-{k - 1} in bf16: output {100 * err:.2f}% rms from float32's (one rounding: "
+            f"{100 * 2 ** -9 / math.sqrt(3):.2f}%); {t32:.2f} s in float32, {t16:.2f} s in bf16")
 
 
 def crops(paths, rng, batch: int, size: int) -> torch.Tensor:
@@ -159,6 +178,8 @@ def main(argv=None) -> int:
         quality = torch.from_numpy(rng.uniform(q_min, q_max, args.batch)).float()
         ref = gradient(model, x, quality, bf16=False)
         print(f"batch {b + 1}, qualities {' '.join(f'{float(q):.1f}' for q in quality)}")
+        if k and b == 0:
+            print("  " + prefix_line(model.g_a[:k], x, k))
         for label, kwargs in variants.items():
             g = gradient(model, x, quality, **kwargs)
             row = np.array([cos(part(ref, pre), part(g, pre)) for pre in PARTS.values()])
