@@ -10,7 +10,10 @@ shipped bls2017-mse-q5, or ``--reference``. ``--stages`` also times the encoder'
 one by one (the analysis, the hyper-analysis, the exact hyper-synthesis up to the table
 indexes, the means, the coders), at the middle quality: where a model's extra time goes.
 With 4 or more repeats it also prints the quartiles of the ratios taken within each round,
-how far the shared machine's load moves them.
+how far the shared machine's load moves them. Where the CPU computes bf16 natively the
+codec runs the hyper-analysis in bf16 (codec.HYPER_ANALYSIS_BF16); there each
+variable-rate model is timed a second time with it in float32 ("h_a f32"), in the same
+rounds, and the stages are timed as the codec runs them.
 """
 from __future__ import annotations
 
@@ -53,17 +56,23 @@ def main():
     args = p.parse_args()
     img = test_image(args.image)
     ref = resolve_model(args.reference)
-    runs = [(f"{ref.model_id}", ref, None)]
+    runs = [(f"{ref.model_id}", ref, None, False)]
     if len(set(args.hp)) < len(args.hp):
         p.error("--hp names a model twice")
+    # where the hyper-analysis runs in bf16 (codec.HYPER_ANALYSIS_BF16), each model is
+    # also timed with it in float32, in the same rounds: what bf16 saves
+    precisions = [True, False] if codec.HYPER_ANALYSIS_BF16 else [False]
     for spec in args.hp:
         hp = resolve_model(spec)
         label = hp.model_id if len(args.hp) == 1 else f"{Path(spec).stem} M={hp.model.config.M}"
-        runs += [(f"{label} q{q}", hp, float(q)) for q in args.qualities.split(",")]
-    times = {name: ([], []) for name, _, _ in runs}
+        for bf16 in precisions:
+            tag = " h_a f32" if len(precisions) > 1 and not bf16 else ""
+            runs += [(f"{label} q{q}{tag}", hp, float(q), bf16) for q in args.qualities.split(",")]
+    times = {name: ([], []) for name, *_ in runs}
     sizes = {}
     for rep in range(args.repeats + 1):
-        for name, art, q in runs:
+        for name, art, q, bf16 in runs:
+            codec.HYPER_ANALYSIS_BF16 = bf16
             t0 = time.perf_counter()
             data = encode_array(img, art, q)
             t1 = time.perf_counter()
@@ -75,17 +84,17 @@ def main():
                 times[name][1].append(t2 - t1)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {W}x{H}, "
           f"median of {args.repeats}")
-    width = max(26, *(len(name) for name, _, _ in runs))
+    width = max(26, *(len(name) for name, *_ in runs))
     print(f"{'model':<{width}} {'bpp':>6} {'enc s':>7} {'dec s':>7} {'enc ratio':>10} {'dec ratio':>10}")
     base_e, base_d = (statistics.median(t) for t in times[runs[0][0]])
-    for name, _, _ in runs:
+    for name, *_ in runs:
         e, d = (statistics.median(t) for t in times[name])
         print(f"{name:<{width}} {8 * sizes[name] / (W * H):>6.3f} {e:>7.3f} {d:>7.3f} {e / base_e:>9.2f}x {d / base_d:>9.2f}x")
     if args.repeats >= 4:  # the machine's noise: the ratio within each round, which saw one load
         print(f"\nratios to the reference coded in the same round: quartiles of {args.repeats}")
         print(f"{'model':<{width}} {'encode':>20} {'decode':>20}")
         ref_e, ref_d = times[runs[0][0]]
-        for name, _, _ in runs[1:]:
+        for name, *_ in runs[1:]:
             spans = []
             for mine, ref_t in zip(times[name], (ref_e, ref_d)):
                 q1, q2, q3 = statistics.quantiles([a / b for a, b in zip(mine, ref_t)], n=4)
@@ -97,6 +106,7 @@ def main():
                                             for spec, a in ((s, resolve_model(s)) for s in args.hp)]
         print(f"\nencoder stages, ms (median of {args.repeats})")
         for label, art, q in arts:
+            codec.HYPER_ANALYSIS_BF16 = precisions[0]
             parts = stage_times(img, art, q, args.repeats)
             print(f"{label:<{width}} " + "  ".join(f"{k} {v:.1f}" for k, v in parts.items())
                   + f"  sum {sum(parts.values()):.1f}")
@@ -127,8 +137,9 @@ def stage_times(img: np.ndarray, art, quality: float | None, repeats: int) -> di
                                                               art.tables["y"]), repeats)
             return parts
         y = y * model.gains(torch.tensor([quality]))
-        parts["h_a"] = _median_ms(lambda: model.h_a(codec._channels_last(y)), repeats)
-        z = model.entropy_bottleneck.quantize(model.h_a(codec._channels_last(y)).float())
+        hyper_analysis = codec._hyper_analysis(model)
+        parts["h_a"] = _median_ms(lambda: hyper_analysis(y), repeats)
+        z = model.entropy_bottleneck.quantize(hyper_analysis(y))
         parts["h_s index"] = _median_ms(lambda: model.hyper_index(z), repeats)
         index, features = model.hyper_index(z)
         parts["means"] = _median_ms(lambda: model.hyper_mean(features), repeats)

@@ -7,6 +7,7 @@ from licodec import bitstream, coding
 from licodec import codec as codec_module
 from licodec.codec import decode_array, encode_array, hyper_predict, hyper_shape, latent_shape
 from licodec.errors import BitstreamError, LicodecError
+from licodec.eval.metrics import psnr
 from licodec.layers.integer import ACT_BITS, ACT_MAX, IntegerConv
 from licodec.zoo.artifact import load_artifact_bytes, save_artifact
 
@@ -137,6 +138,27 @@ def test_round_trip_decodes_the_encoder_symbols_and_quality_sets_the_rate(tiny_h
         assert rec.shape == img.shape and rec.dtype == np.uint8
         sizes.append(len(data))
     assert sizes[0] < sizes[2]  # (a model trained for 30 steps is not monotone in between)
+
+
+def test_the_hyper_analysis_in_bf16_only_chooses_other_z_symbols(tiny_hp_artifact, monkeypatch):
+    """Where the CPU computes bf16 natively the encoder runs h_a in bf16: it really runs
+    in bf16, the file still decodes to the encoder's own symbols, z differs from the
+    float32 choice in few elements, and the reconstruction is as good."""
+    model, img = tiny_hp_artifact.model, smooth_image(256, 384, seed=4)
+    y = model.analyse(torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255, torch.tensor([6.0]))
+    z, psnrs = {}, {}
+    for bf16 in (False, True):
+        monkeypatch.setattr(codec_module, "HYPER_ANALYSIS_BF16", bf16)
+        with torch.no_grad():
+            z[bf16] = codec_module._hyper_analysis(model)(y)
+        data = encode_array(img, tiny_hp_artifact, 6)
+        symbols, _, mu = _decoded_symbols(data, tiny_hp_artifact, img.shape[:2])
+        assert np.array_equal(symbols, torch.round(y - mu).to(torch.int32).numpy()[0])
+        psnrs[bf16] = psnr(img, decode_array(data, tiny_hp_artifact))
+    assert z[True].dtype == torch.float32 and not torch.equal(z[True], z[False])
+    assert torch.allclose(z[True], z[False], rtol=0.03, atol=0.03 * float(z[False].abs().max()))
+    assert (z[True].round() != z[False].round()).float().mean() < 0.05
+    assert abs(psnrs[True] - psnrs[False]) < 0.1
 
 
 def test_perturbing_the_float_path_changes_pixels_but_never_the_decoded_symbols(tiny_hp_artifact_bytes):
