@@ -81,10 +81,10 @@ def _analysis(model):
 
 
 # The hyper-analysis runs in bf16 where the CPU computes bf16 natively (AVX512-BF16 or
-# AMX; 2-2.5x faster than float32 there). It only chooses the z symbols that the file
+# AMX; 1.7-1.9x faster than float32 there). It only chooses the z symbols that the file
 # carries, and the decoder never runs it: its precision changes which z a file holds,
 # never whether or how a file decodes. z rounded from bf16 differs from z rounded from
-# float32 in well under 1% of its elements (benchmarks/RESULTS.md, "Coding speed").
+# float32 in about 0.1% of its elements (benchmarks/RESULTS.md, "The hyper-analysis in bf16").
 # Elsewhere bf16 is emulated and slow.
 HYPER_ANALYSIS_BF16 = native_bf16("cpu")
 
