@@ -12,8 +12,6 @@ bf16 is emulated (slow) on CPUs without native support, but the figures hold the
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
-
 import numpy as np
 import torch
 from PIL import Image
@@ -21,6 +19,7 @@ from PIL import Image
 from licodec import codec
 from licodec.codec import decode_array, encode_array
 from licodec.eval.metrics import psnr
+from licodec.imageio import list_images
 from licodec.zoo.registry import VARIABLE_RATE_MODEL, resolve_model
 
 
@@ -31,8 +30,7 @@ def main():
     p.add_argument("--model", nargs="+", default=[VARIABLE_RATE_MODEL])
     p.add_argument("--qualities", default="2,5,8")
     args = p.parse_args()
-    files = sorted(f for f in Path(args.folder).iterdir() if f.suffix.lower() in {".png", ".webp", ".jpg", ".ppm"})
-    files = files[: args.limit]
+    files = list_images(args.folder)[: args.limit]
     if not files:
         p.error(f"no images in {args.folder}")
     qualities = [float(q) for q in args.qualities.split(",")]

@@ -91,11 +91,8 @@ HYPER_ANALYSIS_BF16 = native_bf16("cpu")
 
 def _hyper_analysis(model):
     def apply(t):
-        t = _channels_last(t)
-        if not HYPER_ANALYSIS_BF16:
-            return model.h_a(t).float()
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            return model.h_a(t).float()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=HYPER_ANALYSIS_BF16):
+            return model.h_a(_channels_last(t)).float()
     return apply
 
 
