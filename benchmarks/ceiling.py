@@ -8,6 +8,17 @@ A model whose rounded PSNR approaches its unquantized PSNR at the top qualities 
 gain more there by spending bits: the transforms (their width, or how much of the
 training loss the high rates carried) set the ceiling. Images are cropped to a multiple
 of 64 pixels; PSNR is on 8-bit RGB, averaged over the images.
+
+``--optimise STEPS`` asks which part of the synthesis sets that ceiling: for each image
+(at the highest of ``--qualities``, cut to ``--crop`` pixels), the input of synthesis
+stage k (k = 0: the latents; 2, 4: the feature maps entering the second and third
+IGDN; 5: the last convolution's input) is optimised for MSE alone with Adam, from what
+the analysis gives, and the PSNR of what the stages from k on can make of any input is
+printed. A PSNR that stays low when only the last stages remain means those stages'
+weights, not the latents or the analysis, stop the top qualities.
+
+    python benchmarks/ceiling.py --folder ../shared/data/valid-photo --limit 4 \
+        --qualities 12 --optimise 300 --model checkpoints/bls2017-hp320.safetensors
 """
 from __future__ import annotations
 
@@ -31,6 +42,9 @@ def main():
     p.add_argument("--limit", type=int, default=6)
     p.add_argument("--qualities", default="2,6,8,10")
     p.add_argument("--model", default=VARIABLE_RATE_MODEL)
+    p.add_argument("--optimise", type=int, default=0, metavar="STEPS",
+                   help="also optimise each synthesis stage's input for MSE (see above)")
+    p.add_argument("--crop", type=int, default=512, help="with --optimise: square crop side")
     args = p.parse_args()
     art = resolve_model(args.model)
     if not art.hyperprior:
@@ -54,6 +68,46 @@ def main():
                 plain.append(psnr(img, to_uint8(model.synthesise(y, quality))))
                 rounded.append(psnr(img, to_uint8(model.synthesise(torch.round(y), quality))))
         print(f"{q:8g} {np.mean(plain):17.2f} {np.mean(rounded):13.2f}")
+    if args.optimise:
+        optimise_stages(model, images, max(float(v) for v in args.qualities.split(",")),
+                        args.optimise, args.crop)
+
+
+STAGES = (0, 2, 4, 5)
+
+
+def optimise_stages(model, images, quality: float, steps: int, crop: int) -> None:
+    """Per image: PSNR of g_s[k:] from its best input found by Adam, for k in STAGES."""
+    for p in model.parameters():
+        p.requires_grad_(False)
+    q = torch.tensor([quality])
+    print(f"\nquality {quality:g}, each stage's input optimised for MSE ({steps} Adam steps,"
+          f" {crop}x{crop} crops)")
+    print(f"{'image':>6} {'analysis':>9}" + "".join(f" {'from g_s.%d' % k:>11}" for k in STAGES))
+    table = []
+    for n, img in enumerate(images):
+        img = np.ascontiguousarray(img[:crop, :crop])
+        x = torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255
+        with torch.no_grad():
+            feats = [model.analyse(x, q) * model.inverse_gains(q)]
+            for layer in model.g_s:
+                feats.append(layer(feats[-1]))
+        row = [psnr(img, to_uint8(feats[-1]))]
+        for k in STAGES:
+            v = feats[k].clone().requires_grad_(True)
+            opt = torch.optim.Adam([v], lr=0.01 * float(v.detach().abs().mean()))
+            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+            for _ in range(steps):
+                loss = (model.g_s[k:](v) - x).square().mean()
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                sched.step()
+            with torch.no_grad():
+                row.append(psnr(img, to_uint8(model.g_s[k:](v))))
+        table.append(row)
+        print(f"{n:>6} " + " ".join(f"{v:{11 if i else 9}.2f}" for i, v in enumerate(row)), flush=True)
+    print(f"{'mean':>6} " + " ".join(f"{v:{11 if i else 9}.2f}" for i, v in enumerate(np.mean(table, 0))))
 
 
 if __name__ == "__main__":
