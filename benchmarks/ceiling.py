@@ -19,6 +19,15 @@ weights, not the latents or the analysis, stop the top qualities.
 
     python benchmarks/ceiling.py --folder ../shared/data/valid-photo --limit 4 \
         --qualities 12 --optimise 300 --model checkpoints/bls2017-hp320.safetensors
+
+``--probe TRAIN`` asks the same of the analysis: how much of the image its first and
+second stages keep. A linear read-out (least squares, fitted on the first 40 images of
+TRAIN, 256x256 corners) maps each stage's feature map, 3x3 positions around a block, to
+that block's pixels (4x4 after the first stage, 8x8 after the second); its PSNR on the
+``--folder`` images (256x256 corners) is a floor on what any synthesis could recover from those features.
+
+    python benchmarks/ceiling.py --folder ../shared/data/valid-photo --limit 20 \
+        --qualities 12 --probe ../shared/data/train --model checkpoints/bls2017-hp320.safetensors
 """
 from __future__ import annotations
 
@@ -45,6 +54,7 @@ def main():
     p.add_argument("--optimise", type=int, default=0, metavar="STEPS",
                    help="also optimise each synthesis stage's input for MSE (see above)")
     p.add_argument("--crop", type=int, default=512, help="with --optimise: square crop side")
+    p.add_argument("--probe", metavar="TRAIN", help="also read the analysis' stages out linearly (see above)")
     args = p.parse_args()
     art = resolve_model(args.model)
     if not art.hyperprior:
@@ -68,12 +78,47 @@ def main():
                 plain.append(psnr(img, to_uint8(model.synthesise(y, quality))))
                 rounded.append(psnr(img, to_uint8(model.synthesise(torch.round(y), quality))))
         print(f"{q:8g} {np.mean(plain):17.2f} {np.mean(rounded):13.2f}")
+    if args.probe:
+        probe_analysis(model, args.probe, images)
     if args.optimise:
         optimise_stages(model, images, max(float(v) for v in args.qualities.split(",")),
                         args.optimise, args.crop)
 
 
 STAGES = (0, 2, 4, 5)
+
+
+def _probe_pairs(model, layers: int, block: int, images) -> tuple[torch.Tensor, torch.Tensor]:
+    """(features of 3x3 positions + 1, pixels of the block at the centre) per position."""
+    feats, pixels = [], []
+    for img in images:
+        x = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)[None].float() / 255
+        with torch.no_grad():
+            f = model.g_a[:layers](x)
+        f = torch.nn.functional.unfold(torch.nn.functional.pad(f, (1, 1, 1, 1), mode="replicate"), 3)
+        feats.append(f[0].T.double())
+        pixels.append(torch.nn.functional.unfold(x, block, stride=block)[0].T.double())
+    f = torch.cat(feats)
+    return torch.cat([f, torch.ones(len(f), 1, dtype=f.dtype)], 1), torch.cat(pixels)
+
+
+def probe_analysis(model, train: str, images) -> None:
+    fit = []
+    for path in list_images(train)[:40]:
+        img = load_rgb(path)[:256, :256]
+        h, w = img.shape[0] // 64 * 64, img.shape[1] // 64 * 64
+        if h and w:
+            fit.append(img[:h, :w])
+    print(f"\nlinear read-out of the analysis' stages (fitted on {len(fit)} images of {train})")
+    for stage, layers, block in ((1, 2, 4), (2, 4, 8)):
+        a, b = _probe_pairs(model, layers, block, fit)
+        weights = torch.linalg.lstsq(a, b, driver="gelsd").solution
+        mse = []
+        for img in images:
+            a, b = _probe_pairs(model, layers, block, [img[:256, :256]])
+            mse.append(float(((a @ weights).clamp(0, 1) - b).square().mean()))
+        print(f"after stage {stage} ({block}x{block} blocks): {10 * np.log10(1 / np.mean(mse)):.2f} dB PSNR"
+              f" (mean MSE over {len(images)} images)")
 
 
 def optimise_stages(model, images, quality: float, steps: int, crop: int) -> None:
