@@ -24,7 +24,8 @@ weights, not the latents or the analysis, stop the top qualities.
 second stages keep. A linear read-out (least squares, fitted on the first 40 images of
 TRAIN, 256x256 corners) maps each stage's feature map, 3x3 positions around a block, to
 that block's pixels (4x4 after the first stage, 8x8 after the second); its PSNR on the
-``--folder`` images (256x256 corners) is a floor on what any synthesis could recover from those features.
+``--folder`` images (256x256 corners) is a floor on what the best synthesis could
+recover from those features.
 
     python benchmarks/ceiling.py --folder ../shared/data/valid-photo --limit 20 \
         --qualities 12 --probe ../shared/data/train --model checkpoints/bls2017-hp320.safetensors
