@@ -46,6 +46,18 @@ def to_uint8(x: torch.Tensor) -> np.ndarray:
     return (x.clamp(0, 1)[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
 
 
+def load_images(folder: str, limit: int, side: int | None = None) -> list[np.ndarray]:
+    """The first ``limit`` images of ``folder`` (their top-left ``side`` x ``side`` corner if
+    given), cut to multiples of 64 pixels."""
+    images = []
+    for path in list_images(folder)[:limit]:
+        img = load_rgb(path)[:side, :side]
+        h, w = img.shape[0] // 64 * 64, img.shape[1] // 64 * 64
+        if h and w:
+            images.append(np.ascontiguousarray(img[:h, :w]))
+    return images
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--folder", required=True)
@@ -61,12 +73,7 @@ def main():
     if not art.hyperprior:
         p.error(f"{art.model_id} is not a variable-rate model")
     model = art.model.eval()
-    images = []
-    for path in list_images(args.folder)[: args.limit]:
-        img = load_rgb(path)
-        h, w = img.shape[0] // 64 * 64, img.shape[1] // 64 * 64
-        if h and w:
-            images.append(np.ascontiguousarray(img[:h, :w]))
+    images = load_images(args.folder, args.limit)
     print(f"{len(images)} images from {args.folder}, model {art.model_id}")
     print(f"{'quality':>8} {'PSNR unquantized':>17} {'PSNR rounded':>13}")
     for q in (float(v) for v in args.qualities.split(",")):
@@ -104,12 +111,7 @@ def _probe_pairs(model, layers: int, block: int, images) -> tuple[torch.Tensor, 
 
 
 def probe_analysis(model, train: str, images) -> None:
-    fit = []
-    for path in list_images(train)[:40]:
-        img = load_rgb(path)[:256, :256]
-        h, w = img.shape[0] // 64 * 64, img.shape[1] // 64 * 64
-        if h and w:
-            fit.append(img[:h, :w])
+    fit = load_images(train, 40, side=256)
     print(f"\nlinear read-out of the analysis' stages (fitted on {len(fit)} images of {train})")
     for stage, layers, block in ((1, 2, 4), (2, 4, 8)):
         a, b = _probe_pairs(model, layers, block, fit)
